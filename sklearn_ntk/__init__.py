@@ -1,0 +1,23 @@
+"""sklearn-ntk: infinitely wide neural networks as scikit-learn feature maps.
+
+Exact NNGP/NTK kernels for any activation (:func:`nngp_kernel`,
+:func:`ntk_kernel`) and fast random feature maps that approximate them
+(:class:`NNGPSketch`, :class:`NTKSketch`), following Han et al., "Fast Neural
+Kernel Embeddings for General Activations" (NeurIPS 2022).
+"""
+
+from . import activations
+from .estimators import NNGPSketch, NTKSketch
+from .kernels import NNGPKernel, NTKKernel, nngp_kernel, ntk_kernel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NNGPKernel",
+    "NNGPSketch",
+    "NTKKernel",
+    "NTKSketch",
+    "activations",
+    "nngp_kernel",
+    "ntk_kernel",
+]

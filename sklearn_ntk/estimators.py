@@ -1,0 +1,289 @@
+"""Scikit-learn transformers: sketched NNGP and NTK feature maps.
+
+The estimators are thin: ``fit`` validates the parameters and draws a
+:class:`~sklearn_ntk.networks.NetworkSketch` from the network that the
+parameters describe; ``transform`` runs it over row batches.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.utils import gen_batches, get_config
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._backend import get_namespace
+from sklearn.utils._array_api import device
+from .activations import Activation, available, get
+from .networks import Network, fully_connected
+
+__all__ = ["NNGPSketch", "NTKSketch"]
+
+
+class _BaseNeuralSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Machinery shared by every sketching transformer.
+
+    Subclasses define ``_ntk`` (NNGP or NTK features) and ``_network()``
+    (the network their parameters describe).
+    """
+
+    _ntk = False
+
+    _parameter_constraints: dict = {
+        "act": [StrOptions(set(available())), Activation, callable],
+        "depth": [Interval(Integral, 0, None, closed="left")],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "degree": [Interval(Integral, 1, None, closed="left")],
+        "W_std": [Interval(Real, 0, None, closed="left")],
+        "b_std": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+    }
+
+    def _network(self) -> Network:  # pragma: no cover - overridden
+        raise AttributeError("subclasses define _network")
+
+    def _check_input(self, X: Any, reset: bool) -> Any:
+        return validate_data(
+            self,
+            X,
+            accept_sparse="csr",
+            dtype=[np.float64, np.float32],
+            reset=reset,
+        )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any = None) -> _BaseNeuralSketch:
+        """Validate the parameters and draw the random sketches.
+
+        The sketches depend only on ``n_features_in_``, the parameters and
+        ``random_state`` (and, for the first layer, on whether ``X`` is
+        sparse), not on the values in ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data; only its shape and sparsity are used.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            The fitted transformer.
+        """
+        X = self._check_input(X, reset=True)
+        self.activation_ = get(self.act)
+        self.sparse_input_ = sp.issparse(X)
+        self.sketch_ = self._network().sketch(
+            self.n_features_in_,
+            self.n_components,
+            ntk=self._ntk,
+            random_state=self.random_state,
+            sparse=self.sparse_input_,
+        )
+        return self
+
+    def _batch_rows(self) -> int:
+        if self.batch_size is not None:
+            return int(self.batch_size)
+        # About (degree + 6) arrays of n_components floats live per row.
+        per_row = 8 * self.n_components * (self.degree + 6)
+        return max(1, int(get_config()["working_memory"] * 2**20 // per_row))
+
+    def transform(self, X: Any) -> Any:
+        """Map ``X`` to features whose inner products approximate the kernel.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data to transform, anywhere in ``R^d``.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+            Features with ``Z @ Z.T`` close to the exact kernel; float32 for
+            float32 input, float64 otherwise.
+        """
+        check_is_fitted(self)
+        X = self._check_input(X, reset=False)
+        if self.sparse_input_ and not sp.issparse(X):
+            # The first layer's sketches were drawn for sparse input.
+            X = sp.csr_matrix(X)
+        out = None
+        for rows in gen_batches(X.shape[0], self._batch_rows()):
+            batch = X[rows]
+            if sp.issparse(batch) and not self.sparse_input_:
+                batch = batch.toarray()
+            Z = self.sketch_(batch)
+            if out is None:
+                xp, _ = get_namespace(Z)
+                out = xp.empty((X.shape[0], Z.shape[1]), dtype=Z.dtype, device=device(Z))
+            out[rows, ...] = Z
+        return out
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.n_components
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+_FC_DOC_PARAMS = """
+    Parameters
+    ----------
+    act : str, Activation or callable, default="relu"
+        Activation: a name of :func:`sklearn_ntk.activations.available`
+        (``"relu"``, ``"erf"``, ``"gelu"``, ``"tanh"``, ...), an
+        :class:`~sklearn_ntk.activations.Activation` such as
+        ``activations.get("leaky_relu", alpha=0.1)``, or any callable.
+    depth : int, default=1
+        Number of hidden layers (nonlinearities).
+    n_components : int, default=1024
+        Number of output features.
+    degree : int, default=8
+        Degree of the Hermite expansion of the activation that is sketched;
+        the tail beyond it is folded into the last even and odd degrees, so
+        that the features keep the exact norms.
+    W_std : float, default=1.0
+        Standard deviation of the weights.
+    b_std : float, default=0.0
+        Standard deviation of the biases.
+    batch_size : int, default=None
+        Rows transformed at once; ``None`` sizes batches from scikit-learn's
+        ``working_memory``, so memory stays bounded whatever the number of rows.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the sketches; pass an int for reproducible features.
+"""
+
+
+class NNGPSketch(_BaseNeuralSketch):
+    __doc__ = (
+        """Random features for the NNGP kernel of an infinitely wide network.
+
+    ``Z = NNGPSketch(...).fit_transform(X)`` satisfies ``Z @ Z.T ~ K`` where
+    ``K = nngp_kernel(X, act=act, depth=depth, W_std=W_std, b_std=b_std)``
+    is the NNGP kernel of ``[Dense, act] * depth + [Dense]``.  Each layer maps
+    its features through the Hermite expansion of the activation, with
+    scale-dependent coefficients (inputs anywhere in ``R^d``) and PolySketch
+    for the tensor powers (Han et al., 2022).
+"""
+        + _FC_DOC_PARAMS
+        + """
+    Attributes
+    ----------
+    activation_ : Activation
+        The resolved activation.
+    sketch_ : NetworkSketch
+        The drawn feature map.
+    sparse_input_ : bool
+        Whether the first layer was drawn for sparse input (CountSketch and
+        TensorSketch in input-sparsity time).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column names.
+
+    See Also
+    --------
+    NTKSketch : The same for the neural tangent kernel.
+    sklearn_ntk.nngp_kernel : The exact kernel.
+
+    References
+    ----------
+    .. [1] I. Han, A. Zandieh, J. Lee, R. Novak, L. Xiao, A. Karbasi. "Fast
+       Neural Kernel Embeddings for General Activations." NeurIPS 2022.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntk import NNGPSketch, nngp_kernel
+    >>> X = np.random.RandomState(0).randn(100, 5)
+    >>> Z = NNGPSketch(act="erf", depth=2, n_components=2048, random_state=0).fit_transform(X)
+    >>> K = nngp_kernel(X, act="erf", depth=2)
+    >>> bool(np.linalg.norm(Z @ Z.T - K) / np.linalg.norm(K) < 0.05)
+    True
+    """
+    )
+
+    _ntk = False
+
+    def __init__(
+        self,
+        act="relu",
+        depth=1,
+        n_components=1024,
+        degree=8,
+        W_std=1.0,
+        b_std=0.0,
+        batch_size=None,
+        random_state=None,
+    ):
+        self.act = act
+        self.depth = depth
+        self.n_components = n_components
+        self.degree = degree
+        self.W_std = W_std
+        self.b_std = b_std
+        self.batch_size = batch_size
+        self.random_state = random_state
+
+    def _network(self) -> Network:
+        return fully_connected(self.activation_, self.depth, self.W_std, self.b_std, self.degree)
+
+
+class NTKSketch(NNGPSketch):
+    __doc__ = (
+        """Random features for the neural tangent kernel of an infinitely wide network.
+
+    ``Z = NTKSketch(...).fit_transform(X)`` satisfies ``Z @ Z.T ~ Theta``
+    where ``Theta = ntk_kernel(X, act=act, depth=depth, ...)``.  The NTK
+    features stack the NNGP features with a degree-2 tensor sketch of the
+    previous layer's NTK features and the derivative features, which share
+    the PolySketch of the activation features.
+"""
+        + _FC_DOC_PARAMS
+        + """
+    Attributes
+    ----------
+    activation_ : Activation
+        The resolved activation.
+    sketch_ : NetworkSketch
+        The drawn feature map.
+    sparse_input_ : bool
+        Whether the first layer was drawn for sparse input.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column names.
+
+    See Also
+    --------
+    NNGPSketch : The same for the NNGP kernel.
+    sklearn_ntk.ntk_kernel : The exact kernel.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.linear_model import RidgeClassifier
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sklearn_ntk import NTKSketch
+    >>> X, y = load_digits(return_X_y=True)
+    >>> model = make_pipeline(StandardScaler(), NTKSketch(act="erf", random_state=0),
+    ...                       RidgeClassifier())
+    >>> model.fit(X[:1000], y[:1000]).score(X[1000:], y[1000:]) > 0.9
+    True
+    """
+    )
+
+    _ntk = True

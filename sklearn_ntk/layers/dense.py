@@ -1,0 +1,365 @@
+"""Fully connected layers: ``Dense`` and ``Elementwise``, exact and sketched.
+
+Conventions (neural-tangents, ``parameterization="ntk"``), for one layer:
+
+* ``Dense``:        ``K' = W_std^2 K + b_std^2``,  ``Theta' = W_std^2 Theta + K'``;
+  features ``phi' = [W_std phi ; b_std]``, ``psi' = [W_std psi ; phi']``.
+* ``Elementwise``:  ``K' = Sigma(K)``, ``Theta' = Sigma_dot(K) * Theta``;
+  features ``phi' = Phi_sigma(phi)``, ``psi' = T(psi (x) Phi_sigma'(phi))``.
+
+``Phi_sigma(phi) = [a_0(r), a_1(r) S_1(u), ..., a_q(r) S_q(u)]`` with
+``r = ||phi||``, ``u = phi / r``, the scale-dependent Hermite coefficients
+``a_n(r)`` of the activation and a PolySketch ``S_n`` of ``u^{(x)n}``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils import check_random_state
+
+from .._backend import asxp, get_namespace, to_numpy
+from ..activations import Activation
+from ..sketches import CountSketch, PolySketch, TensorSketch, TensorSRHT
+from .base import Dims, Features, KernelState, LayerSketch
+
+__all__ = ["Dense", "Elementwise", "folded_hermite", "split_degrees"]
+
+
+# ----------------------------------------------------------------------------
+# Dense
+# ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dense:
+    """Affine layer ``W_std / sqrt(fan_in) * W x + b_std * b`` at infinite width.
+
+    The ``1 / sqrt(fan_in)`` of the NTK parameterization is applied once, to
+    the input, by :class:`sklearn_ntk.networks.Network`; here a layer scales
+    by ``W_std`` and appends the bias.
+    """
+
+    W_std: float = 1.0
+    b_std: float = 0.0
+
+    def kernel(self, k: KernelState) -> KernelState:
+        w2, b2 = self.W_std**2, self.b_std**2
+        nngp = w2 * k.nngp + b2
+        ntk = None if k.ntk is None else w2 * k.ntk + nngp
+        if k.kxx is k.nngp:  # diagonal state: the pairs (x, x)
+            return KernelState(nngp=nngp, kxx=nngp, kyy=nngp, ntk=ntk)
+        return KernelState(nngp=nngp, kxx=w2 * k.kxx + b2, kyy=w2 * k.kyy + b2, ntk=ntk)
+
+    def output_width(self, phi_in: int) -> int:
+        return phi_in + (self.b_std != 0)
+
+    def sketch(self, dims: Dims, widths: tuple[int, int], random_state: Any = None):
+        return DenseSketch(self, dims)
+
+
+class DenseSketch(LayerSketch):
+    def __init__(self, layer: Dense, dims: Dims):
+        self.W_std, self.b_std = float(layer.W_std), float(layer.b_std)
+        w2, b2 = self.W_std**2, self.b_std**2
+        phi = dims.phi + (self.b_std != 0)
+        psi = None if dims.psi is None else (dims.psi + phi if dims.psi else phi)
+        s2 = w2 * dims.scale2 + b2
+        self.dims_out = Dims(
+            phi=phi,
+            psi=psi,
+            scale2=s2,
+            scale2_ntk=w2 * dims.scale2_ntk + s2,
+            sparse=dims.sparse,
+        )
+
+    def __call__(self, f: Features) -> Features:
+        phi = f.phi
+        if sp.issparse(phi):
+            phi = phi * self.W_std
+            if self.b_std != 0:
+                bias = np.full((phi.shape[0], 1), self.b_std, dtype=phi.dtype)
+                phi = sp.hstack([phi, sp.csr_matrix(bias)], format="csr")
+        else:
+            xp, _ = get_namespace(phi)
+            phi = phi * self.W_std
+            if self.b_std != 0:
+                bias = xp.full(
+                    (phi.shape[0], 1), self.b_std, dtype=phi.dtype, device=_device(phi)
+                )
+                phi = xp.concat([phi, bias], axis=1)
+        if self.dims_out.psi is None:
+            return Features(phi)
+        if f.psi is None:  # Theta = 0 before the first Dense layer
+            return Features(phi, phi)
+        xp, _ = get_namespace(f.psi)
+        return Features(phi, xp.concat([f.psi * self.W_std, _dense(phi, xp)], axis=1))
+
+
+# ----------------------------------------------------------------------------
+# Elementwise activation
+# ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Elementwise:
+    """A nonlinearity applied coordinate-wise, at infinite width.
+
+    Parameters
+    ----------
+    act : Activation
+        The activation; its dual gives the exact rule, its scale-dependent
+        Hermite coefficients the feature rule.
+    degree : int
+        Degree ``q`` of the Hermite expansion kept by the feature rule.
+    """
+
+    act: Activation
+    degree: int = 8
+
+    def kernel(self, k: KernelState) -> KernelState:
+        sig, sig_dot = self.act.dual(k.kxx, k.nngp, k.kyy, derivative=k.ntk is not None)
+        ntk = None if k.ntk is None else sig_dot * k.ntk
+        if k.kxx is k.nngp:  # diagonal state: the pairs (x, x)
+            return KernelState(nngp=sig, kxx=sig, kyy=sig, ntk=ntk)
+        return KernelState(
+            nngp=sig, kxx=_diag_dual(self.act, k.kxx), kyy=_diag_dual(self.act, k.kyy), ntk=ntk
+        )
+
+    def sketch(self, dims: Dims, widths: tuple[int, int], random_state: Any = None):
+        return ElementwiseSketch(self.act, self.degree, dims, widths, random_state)
+
+
+def _diag_dual(act: Activation, kxx: Any) -> Any:
+    return act.dual(kxx, kxx, kxx, derivative=False)[0]
+
+
+def folded_hermite(act: Activation, r: np.ndarray, degree: int, derivative: bool):
+    """Hermite coefficients up to ``degree`` with the truncated tail folded in.
+
+    The mass ``sum_{n > q} a_n(r)^2`` of the even (odd) degrees past ``q`` is
+    added to the square of the highest even (odd) kept degree, so that the
+    truncated dual is exact at ``rho = +-1``: features keep the exact norm
+    ``||Phi_sigma(x)||^2 = Sigma(x, x)``, and deeper layers see exact scales.
+    Returns ``(a, b)`` of shape ``(len(r), degree + 1)`` (``b`` is ``None``
+    unless ``derivative``).
+    """
+    r = np.asarray(r, dtype=np.float64)
+    a, b = act.hermite(r, degree)
+    r2 = r * r
+    sig_p, dot_p = act.dual(r2, r2, r2, derivative=derivative)
+    sig_m, dot_m = act.dual(r2, -r2, r2, derivative=derivative)
+    a = _fold(a, sig_p, sig_m)
+    b = _fold(b, dot_p, dot_m) if derivative else None
+    return a, b
+
+
+def _fold(c: np.ndarray, total_p: np.ndarray, total_m: np.ndarray) -> np.ndarray:
+    c = np.array(c, dtype=np.float64, copy=True)
+    q = c.shape[1] - 1
+    sq = c * c
+    for parity, total in ((0, 0.5 * (total_p + total_m)), (1, 0.5 * (total_p - total_m))):
+        n_top = q if q % 2 == parity else q - 1
+        if n_top < 0:
+            continue
+        tail = total - sq[:, parity::2].sum(axis=1)
+        # Only add mass: rounding can make the tail slightly negative.
+        tail = np.where(np.isfinite(tail), np.maximum(tail, 0.0), 0.0)
+        top = c[:, n_top]
+        sign = np.where(top < 0, -1.0, 1.0)
+        c[:, n_top] = sign * np.sqrt(top * top + tail)
+    return c
+
+
+def split_degrees(weights: np.ndarray, budget: int, minimum: int = 4) -> np.ndarray:
+    """Split ``budget`` features across degrees ``n = 1..q``.
+
+    The variance of a degree-``n`` PolySketch with ``m`` features grows with
+    ``n`` and falls as ``1 / m``; minimizing ``sum_n w_n^2 Var_n / m_n`` under
+    ``sum m_n = budget`` gives ``m_n ~ w_n sqrt(c_n)``.  We take
+    ``c_n ~ n`` (measured for our PolySketch) and give every degree with
+    non-negligible weight at least ``minimum`` features.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    n = np.arange(1, w.size + 1)
+    active = w > 1e-10 * max(w.max(initial=0.0), 1e-300)
+    if budget <= 0 or not active.any():
+        return np.zeros(w.size, dtype=int)
+    score = np.where(active, w * np.sqrt(n), 0.0)
+    n_active = int(active.sum())
+    floor = min(minimum, budget // n_active)
+    rest = budget - floor * n_active
+    share = rest * score / score.sum()
+    m = np.floor(share).astype(int)
+    # Largest remainders get the leftover features, so the total is exact.
+    left = rest - m.sum()
+    order = np.argsort(-(share - m))
+    m[order[:left]] += 1
+    return np.where(active, m + floor, 0)
+
+
+class ElementwiseSketch(LayerSketch):
+    """Drawn feature rule of an :class:`Elementwise` layer.
+
+    Low degrees are kept exact when the input is narrow enough (degree 1 is
+    ``u`` itself, degree 2 the symmetric part of ``u (x) u``); the others are
+    PolySketched (or, on sparse input, TensorSketched in input-sparsity time).
+    ``sigma`` and ``sigma'`` share the same sketches ``S_n(u)``.
+    """
+
+    def __init__(self, act: Activation, degree: int, dims: Dims, widths, random_state):
+        rng = check_random_state(random_state)
+        n_phi, n_psi = int(widths[0]), int(widths[1])
+        self.act, self.degree = act, int(degree)
+        self.ntk = dims.psi is not None
+        d = dims.phi
+        q = self.degree
+
+        budget = n_phi - 1  # degree 0 is the exact constant feature a_0(r)
+        self.exact1 = (not dims.sparse) and d <= budget // 4
+        self.exact2 = self.exact1 and q >= 2 and d * (d + 1) // 2 <= budget // 4
+        if self.exact1:
+            budget -= d
+        if self.exact2:
+            budget -= d * (d + 1) // 2
+            self._iu = np.triu_indices(d)
+            self._iu_w = np.where(self._iu[0] == self._iu[1], 1.0, math.sqrt(2.0))
+
+        weights = self._degree_weights(dims)
+        first = 1 + self.exact1 + self.exact2
+        m = np.zeros(q, dtype=int)
+        if first <= q:
+            m[first - 1 :] = split_degrees(weights[first - 1 :], budget)
+        if m.sum() < budget:  # nothing to sketch: pad with zero columns
+            self._pad = budget - int(m.sum())
+        else:
+            self._pad = 0
+        self.m = m
+        # Degrees that carry no feature must not carry folded tail mass either.
+        self._kept = np.ones(q + 1, dtype=bool)
+        self._kept[1:] = m > 0
+        self._kept[1] |= self.exact1
+        if q >= 2:
+            self._kept[2] |= self.exact2
+
+        self.poly = None
+        self.sparse_sketches = None
+        if m.sum() > 0:
+            if dims.sparse:
+                self.sparse_sketches = [
+                    None
+                    if m[n - 1] == 0
+                    else (
+                        CountSketch(d, int(m[n - 1]), rng)
+                        if n == 1
+                        else TensorSketch(d, n, int(m[n - 1]), rng)
+                    )
+                    for n in range(1, q + 1)
+                ]
+            else:
+                top = int(np.nonzero(m)[0].max()) + 1
+                self.poly = PolySketch(d, top, [int(v) for v in m[:top]], rng)
+        self.tensor = None
+        self.psi_first_stage = None
+        if self.ntk:
+            d_psi = dims.psi
+            if dims.sparse:  # psi is the sparse input itself: sketch it in nnz time
+                d_psi = min(dims.psi, n_phi)
+                self.psi_first_stage = CountSketch(dims.psi, d_psi, rng)
+            self.tensor = TensorSRHT(d_psi, n_phi, n_psi, rng)
+
+        a, b = folded_hermite(act, np.array([math.sqrt(dims.scale2)]), q, self.ntk)
+        s2 = float((a[0, self._kept] ** 2).sum())
+        s2_ntk = float((b[0, self._kept] ** 2).sum()) * dims.scale2_ntk if self.ntk else 0.0
+        self.dims_out = Dims(
+            phi=n_phi,
+            psi=n_psi if self.ntk else None,
+            scale2=s2,
+            scale2_ntk=s2_ntk,
+        )
+
+    def _degree_weights(self, dims: Dims) -> np.ndarray:
+        """Share of the dual carried by each degree 1..q over typical scales."""
+        r = math.sqrt(max(dims.scale2, 1e-12)) * np.array([0.5, 1.0, 2.0])
+        a, b = folded_hermite(self.act, r, self.degree, self.ntk)
+        w = (a * a) / np.maximum((a * a).sum(axis=1, keepdims=True), 1e-300)
+        if self.ntk:
+            wb = (b * b) / np.maximum((b * b).sum(axis=1, keepdims=True), 1e-300)
+            w = np.maximum(w, wb)
+        return w.max(axis=0)[1:]
+
+    def _basis(self, phi: Any, xp: Any, u: Any) -> list[Any]:
+        """Sketches ``S_n(u)`` for n = 1..q (``None`` where a degree is dropped)."""
+        q = self.degree
+        out: list[Any] = [None] * q
+        if self.exact1:
+            out[0] = u
+        if self.exact2:
+            i, j = (asxp(v, xp, device=_device(u)) for v in self._iu)
+            w = asxp(self._iu_w, xp, device=_device(u), dtype=u.dtype)
+            out[1] = xp.take(u, i, axis=1) * xp.take(u, j, axis=1) * w
+        if self.poly is not None:
+            for n, s in enumerate(self.poly(u), start=1):
+                if self.m[n - 1] > 0:
+                    out[n - 1] = s
+        if self.sparse_sketches is not None:
+            for n, s in enumerate(self.sparse_sketches, start=1):
+                if s is not None:
+                    out[n - 1] = asxp(s(u), xp)
+        return out
+
+    def __call__(self, f: Features) -> Features:
+        phi = f.phi
+        sparse = sp.issparse(phi)
+        if sparse:
+            phi = phi.tocsr()
+            xp = get_namespace(np.empty(0))[0]
+            r_host = np.sqrt(np.asarray(phi.multiply(phi).sum(axis=1)).ravel())
+            inv = np.where(r_host > 0, 1.0 / np.where(r_host > 0, r_host, 1.0), 0.0)
+            u = sp.diags(inv.astype(phi.dtype)) @ phi
+            dtype, dev = phi.dtype, None
+        else:
+            xp, _ = get_namespace(phi)
+            dtype, dev = phi.dtype, _device(phi)
+            r = xp.sqrt(xp.sum(phi * phi, axis=1))
+            r_host = to_numpy(r).astype(np.float64)
+            safe = xp.where(r > 0, r, xp.ones_like(r))
+            u = phi / safe[:, None]
+        a, b = folded_hermite(self.act, r_host, self.degree, self.ntk)
+        a = asxp(a[:, self._kept].astype(np.float64), xp, device=dev, dtype=dtype)
+        basis = self._basis(phi, xp, u)
+        kept_basis = [s for s in basis if s is not None]
+        n_rows = phi.shape[0]
+
+        def assemble(coef: Any) -> Any:
+            cols = [coef[:, 0:1]]
+            cols += [coef[:, k + 1 : k + 2] * s for k, s in enumerate(kept_basis)]
+            if self._pad:
+                cols.append(xp.zeros((n_rows, self._pad), dtype=dtype, device=dev))
+            return xp.concat(cols, axis=1)
+
+        phi_out = assemble(a)
+        if not self.ntk:
+            return Features(phi_out)
+        b = asxp(b[:, self._kept].astype(np.float64), xp, device=dev, dtype=dtype)
+        psi = f.psi
+        if self.psi_first_stage is not None:
+            psi = asxp(self.psi_first_stage(psi), xp, device=dev, dtype=dtype)
+        psi_out = self.tensor(psi, assemble(b))
+        return Features(phi_out, psi_out)
+
+
+def _device(a: Any) -> Any:
+    from sklearn.utils._array_api import device
+
+    return device(a)
+
+
+def _dense(a: Any, xp: Any) -> Any:
+    if sp.issparse(a):
+        return xp.asarray(a.toarray())
+    return a

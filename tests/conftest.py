@@ -1,0 +1,26 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def oracle():
+    """Reference kernels computed by neural-tangents 0.6.5 in float64."""
+    cases = json.loads((DATA / "oracle.json").read_text())
+    arrays = np.load(DATA / "oracle.npz")
+    return [(case, {k: arrays[f"{case['key']}_{k}"] for k in ("X", "nngp", "ntk")})
+            for case in cases]
+
+
+def act_from_case(act: dict):
+    """Our activation for an oracle case's ``act`` description."""
+    from sklearn_ntk import activations
+
+    params = {k: v for k, v in act.items() if k not in ("name", "formula", "note")}
+    if "coef" in params:
+        params["coef"] = tuple(params["coef"])
+    return activations.get(act["name"], **params)

@@ -1,0 +1,142 @@
+"""NNGPSketch / NTKSketch as scikit-learn transformers."""
+
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_ntk import NNGPSketch, NTKSketch, activations, nngp_kernel, ntk_kernel
+
+
+@parametrize_with_checks(
+    [NNGPSketch(n_components=64, random_state=0), NTKSketch(n_components=64, random_state=0)]
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def _rel_fro(Z, K):
+    return np.linalg.norm(Z @ Z.T - K) / np.linalg.norm(K)
+
+
+def _data(n=120, d=8, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, d)
+    return X * rng.uniform(0.3, 3, size=(n, 1)) / np.linalg.norm(X, axis=1, keepdims=True) * np.sqrt(d)
+
+
+@pytest.mark.parametrize("Est, kernel", [(NNGPSketch, nngp_kernel), (NTKSketch, ntk_kernel)])
+@pytest.mark.parametrize("act", ["relu", "erf", "gelu", "sin", "tanh"])
+@pytest.mark.parametrize("depth", [1, 3])
+def test_kernel_approximation(Est, kernel, act, depth):
+    X = _data()
+    kw = dict(act=act, depth=depth, W_std=1.5, b_std=0.1)
+    Z = Est(n_components=2048, random_state=0, **kw).fit_transform(X)
+    assert Z.shape == (X.shape[0], 2048)
+    assert _rel_fro(Z, kernel(X, **kw)) < 0.08
+
+
+def test_error_falls_with_n_components():
+    X = _data(d=16)
+    K = ntk_kernel(X, act="erf", depth=2)
+    errs = [
+        np.mean([_rel_fro(NTKSketch(act="erf", depth=2, n_components=m, random_state=s)
+                          .fit_transform(X), K) for s in range(3)])
+        for m in (256, 1024, 4096)
+    ]
+    assert errs[0] > errs[1] > errs[2]
+    # Monte-Carlo-like rate: 4x the features halves the error, within slack.
+    assert errs[0] / errs[2] > 2.5
+
+
+def test_zero_and_extreme_rows_are_finite():
+    X = _data(n=6)
+    X[0] = 0
+    X[1] *= 1e-8
+    X[2] *= 1e4
+    for act in ("relu", "erf", "tanh", "gelu", "sin"):
+        for Est in (NNGPSketch, NTKSketch):
+            Z = Est(act=act, depth=3, n_components=128, b_std=0.1, random_state=0).fit_transform(X)
+            assert np.all(np.isfinite(Z))
+
+
+def test_reproducible_batch_invariant_and_pickle():
+    X = _data(n=50)
+    est = NTKSketch(act="gelu", depth=2, n_components=256, random_state=42).fit(X)
+    Z = est.transform(X)
+    np.testing.assert_array_equal(Z, clone(est).fit(X).transform(X))
+    np.testing.assert_allclose(est.set_params(batch_size=7).transform(X), Z, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).transform(X),
+                                  est.transform(X))
+
+
+def test_float32_and_sparse():
+    X = _data(n=40)
+    est = NNGPSketch(act="relu", depth=2, n_components=256, random_state=0).fit(X)
+    Z32 = est.transform(X.astype(np.float32))
+    assert Z32.dtype == np.float32
+    np.testing.assert_allclose(Z32, est.transform(X), rtol=2e-3, atol=2e-4)
+    Xs = sp.random(60, 500, density=0.02, format="csr", random_state=0)
+    Zs = NTKSketch(depth=2, n_components=1024, random_state=0).fit_transform(Xs)
+    assert Zs.shape == (60, 1024)
+    assert _rel_fro(Zs, ntk_kernel(Xs, depth=2)) < 0.25
+
+
+def test_set_output_and_feature_names():
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(_data(n=10, d=3), columns=["a", "b", "c"])
+    est = NNGPSketch(n_components=5, random_state=0).set_output(transform="pandas")
+    out = est.fit_transform(X)
+    assert list(out.columns) == [f"nngpsketch{i}" for i in range(5)]
+    assert list(est.get_feature_names_out()) == list(out.columns)
+
+
+def test_pipelines_and_grid_search():
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:400], y[:400]
+    pipe = Pipeline([("scale", StandardScaler()), ("ntk", NTKSketch(act="erf", random_state=0)),
+                     ("ridge", RidgeClassifier())])
+    assert pipe.fit(X[:300], y[:300]).score(X[300:], y[300:]) > 0.85
+    logreg = make_pipeline(StandardScaler(), NNGPSketch(n_components=256, random_state=0),
+                           LogisticRegression(max_iter=500))
+    assert logreg.fit(X[:300], y[:300]).score(X[300:], y[300:]) > 0.85
+    grid = GridSearchCV(
+        pipe,
+        {"ntk__depth": [1, 2], "ntk__n_components": [128, 256], "ntk__act": ["erf", "relu"],
+         "ntk__W_std": [1.0, 1.5]},
+        cv=2,
+        n_jobs=2,
+    ).fit(X, y)
+    assert grid.best_score_ > 0.8
+    reg = Pipeline([("ntk", NTKSketch(act="erf")), ("ridge", Ridge())]).fit(X, y.astype(float))
+    assert reg.score(X, y) > 0.5
+
+
+def test_activation_objects_and_callables():
+    X = _data(n=30)
+    leaky = activations.get("leaky_relu", alpha=0.2)
+    Z = NNGPSketch(act=leaky, n_components=1024, random_state=0).fit_transform(X)
+    assert _rel_fro(Z, nngp_kernel(X, act=leaky)) < 0.05
+    Zc = NTKSketch(act=np.tanh, n_components=1024, random_state=0).fit_transform(X)
+    assert _rel_fro(Zc, ntk_kernel(X, act=np.tanh)) < 0.05
+
+
+def test_invalid_parameters():
+    X = _data(n=5)
+    with pytest.raises(ValueError, match="n_components"):
+        NNGPSketch(n_components=0).fit(X)
+    with pytest.raises(ValueError, match="act"):
+        NNGPSketch(act="nope").fit(X)
+    with pytest.raises(ValueError, match="depth"):
+        NTKSketch(depth=-1).fit(X)
+    est = NNGPSketch(n_components=8).fit(X)
+    with pytest.raises(ValueError, match="features"):
+        est.transform(np.ones((2, X.shape[1] + 1)))

@@ -1,0 +1,129 @@
+"""Exact fully connected NNGP/NTK kernels: oracle, edge cases, GP/SVM use."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from conftest import act_from_case
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import WhiteKernel
+from sklearn.kernel_ridge import KernelRidge
+from sklearn.svm import SVC
+
+from sklearn_ntk import NNGPKernel, NTKKernel, activations, nngp_kernel, ntk_kernel
+
+
+def _rel_max(a, b):
+    return np.max(np.abs(a - b)) / np.max(np.abs(b))
+
+
+def test_fc_oracle(oracle):
+    """Every fully connected oracle case, NNGP and NTK, to 1e-8 (tanh 1e-6)."""
+    worst = {}
+    for case, arr in oracle:
+        if case["kind"] != "fc":
+            continue
+        act = act_from_case(case["act"])
+        kw = dict(act=act, depth=case["depth"], W_std=case["W_std"], b_std=case["b_std"])
+        tol = 1e-6 if case["act"]["name"] == "tanh" else 1e-8
+        for name, fn in (("nngp", nngp_kernel), ("ntk", ntk_kernel)):
+            err = _rel_max(fn(arr["X"], **kw), arr[name])
+            worst[(case["key"], name)] = err
+            assert err <= tol, (case, name, err)
+    assert len(worst) >= 2 * 80
+
+
+@pytest.mark.parametrize("name", activations.available())
+@pytest.mark.parametrize("depth", [1, 3, 5])
+def test_no_nan_extreme_norms(name, depth):
+    """Zero rows and rows of norm 1e-8 and 1e4 give finite kernels."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(4, 3)
+    X = X / np.linalg.norm(X, axis=1, keepdims=True)
+    X = np.vstack([np.zeros(3), 1e-8 * X[0], 1e4 * X[1], X[2:]])
+    act = activations.get(name, **({"degree": 2} if "monomial" in name or name == "hermite" else {}))
+    if name in ("exp", "gaussian"):
+        X = X[:2]  # their duals diverge for large inputs by definition
+    for b_std in (0.0, 0.1):
+        for fn in (nngp_kernel, ntk_kernel):
+            K = fn(X, act=act, depth=depth, b_std=b_std)
+            assert np.all(np.isfinite(K)), (name, depth, fn.__name__)
+
+
+def test_symmetry_psd_and_cross_blocks():
+    rng = np.random.RandomState(1)
+    X, Y = rng.randn(30, 5), rng.randn(7, 5)
+    for fn in (nngp_kernel, ntk_kernel):
+        K = fn(X, act="gelu", depth=2, b_std=0.2)
+        np.testing.assert_allclose(K, K.T, rtol=1e-12)
+        assert np.linalg.eigvalsh(K).min() > -1e-10 * np.abs(K).max()
+        Kxy = fn(X, Y, act="gelu", depth=2, b_std=0.2)
+        Kall = fn(np.vstack([X, Y]), act="gelu", depth=2, b_std=0.2)
+        np.testing.assert_allclose(Kxy, Kall[:30, 30:], rtol=1e-12)
+
+
+def test_depth_zero_is_linear():
+    X = np.random.RandomState(2).randn(6, 4)
+    K = ntk_kernel(X, depth=0, W_std=2.0, b_std=0.5)
+    np.testing.assert_allclose(K, 4.0 * X @ X.T / 4 + 0.25)
+
+
+def test_blocks_threads_and_sparse_agree(monkeypatch):
+    import sklearn
+
+    rng = np.random.RandomState(3)
+    X = rng.randn(50, 6)
+    X[X < 0.5] = 0
+    ref = ntk_kernel(X, act="erf", depth=2)
+    with sklearn.config_context(working_memory=0.01):
+        np.testing.assert_allclose(ntk_kernel(X, act="erf", depth=2, n_jobs=2), ref, rtol=1e-13)
+    np.testing.assert_allclose(ntk_kernel(sp.csr_matrix(X), act="erf", depth=2), ref, rtol=1e-12)
+    K32 = ntk_kernel(X.astype(np.float32), act="erf", depth=2)
+    np.testing.assert_allclose(K32, ref, rtol=1e-4)
+
+
+def test_bad_inputs_raise_clear_errors():
+    X = np.ones((3, 2))
+    with pytest.raises(ValueError, match="depth"):
+        nngp_kernel(X, depth=-1)
+    with pytest.raises(ValueError, match="W_std"):
+        nngp_kernel(X, W_std=-1.0)
+    with pytest.raises(ValueError, match="features"):
+        nngp_kernel(X, np.ones((2, 3)))
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        nngp_kernel(np.array([[np.nan, 1.0]]))
+    with pytest.raises(ValueError, match="no_such_act"):
+        nngp_kernel(X, act="no_such_act")
+
+
+def test_gp_kernel_ridge_and_svc():
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 3)
+    y = np.sin(X[:, 0]) + 0.1 * rng.randn(40)
+    gp = GaussianProcessRegressor(NNGPKernel(act="erf", depth=2) + WhiteKernel(), random_state=0)
+    gp.fit(X, y)
+    assert gp.score(X, y) > 0.8
+    kern = NTKKernel(act="relu", depth=2)
+    np.testing.assert_allclose(kern(X), ntk_kernel(X, act="relu", depth=2))
+    np.testing.assert_allclose(kern.diag(X), np.diag(kern(X)), rtol=1e-12)
+    np.testing.assert_allclose(NNGPKernel(depth=3).diag(X), np.diag(NNGPKernel(depth=3)(X)))
+    krr = KernelRidge(kernel=kern, alpha=0.1).fit(X, y)
+    assert krr.score(X, y) > 0.8
+    svc = SVC(kernel=NNGPKernel(act="gelu")).fit(X, y > 0)
+    assert svc.score(X, y > 0) > 0.8
+
+
+def test_gp_optimizes_hyperparameters():
+    rng = np.random.RandomState(0)
+    X = rng.randn(30, 2)
+    y = X[:, 0] ** 2
+    kern = NNGPKernel(act="relu", depth=1, W_std=1.0, b_std=0.5,
+                      W_std_bounds=(0.1, 10.0), b_std_bounds=(0.01, 10.0))
+    K, grad = kern(X, eval_gradient=True)
+    assert grad.shape == (30, 30, 2)
+    # Central differences against a direct evaluation in log space.
+    h = 1e-3
+    k_plus = NNGPKernel(act="relu", W_std=np.exp(h), b_std=0.5)(X)
+    k_minus = NNGPKernel(act="relu", W_std=np.exp(-h), b_std=0.5)(X)
+    np.testing.assert_allclose(grad[..., 0], (k_plus - k_minus) / (2 * h), rtol=1e-5, atol=1e-8)
+    gp = GaussianProcessRegressor(kern + WhiteKernel(1e-2), random_state=0).fit(X, y)
+    assert gp.kernel_.k1.W_std != 1.0
