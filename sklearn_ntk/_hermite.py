@@ -18,6 +18,7 @@ from functools import lru_cache
 from math import lgamma, log, pi, sqrt
 
 import numpy as np
+from scipy import special
 
 __all__ = [
     "gauss_hermite",
@@ -69,7 +70,9 @@ def gauss_hermite(n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """
     if n_nodes < 1:
         raise ValueError(f"n_nodes must be >= 1, got {n_nodes}.")
-    x, w = np.polynomial.hermite_e.hermegauss(n_nodes)
+    # scipy's rule stays finite for large n (numpy's hermegauss overflows
+    # beyond ~150 nodes).
+    x, w = special.roots_hermitenorm(n_nodes)
     w = w / w.sum()  # = w / sqrt(2 pi), renormalized against rounding
     x.flags.writeable = False
     w.flags.writeable = False
@@ -105,7 +108,9 @@ def monomial_hermite_coefficients(k: int, degree: int) -> np.ndarray:
     out = np.zeros(degree + 1)
     for n in range(k % 2, min(k, degree) + 1, 2):
         m = (k - n) // 2
-        out[n] = np.exp(lgamma(k + 1) - lgamma(m + 1) - m * log(2.0) - 0.5 * lgamma(n + 1))
+        out[n] = np.exp(
+            lgamma(k + 1) - lgamma(m + 1) - m * log(2.0) - 0.5 * lgamma(n + 1)
+        )
     return out
 
 
@@ -132,7 +137,7 @@ def _composite_rule(
         inv_r = np.where(r > 0, 1.0 / np.where(r > 0, r, 1.0), np.inf)
     pts = [s * inv_r for s in _SCALE_POINTS]
     pts += [-p for p in pts]
-    pts += [k * inv_r for k in kinks]
+    pts += [np.zeros_like(inv_r) if k == 0 else k * inv_r for k in kinks]
     extra = np.clip(np.stack(pts, axis=1), -L, L) if pts else np.empty((len(r), 0))
     bp = np.concatenate([np.broadcast_to(base, (len(r), base.size)), extra], axis=1)
     bp = np.concatenate([bp, np.zeros((len(r), 1))], axis=1)

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn import get_config
 from sklearn.gaussian_process.kernels import Hyperparameter, Kernel
-from sklearn.utils import check_array, gen_batches, get_config
+from sklearn.utils import check_array, gen_batches
 from sklearn.utils._param_validation import Interval, validate_params
 
 from ._backend import get_namespace
@@ -68,6 +69,7 @@ def exact_kernel(
     ``working_memory``), on ``n_jobs`` threads: NumPy releases the GIL in the
     elementwise dual maps, so threads scale without copying the inputs.
     """
+    same = Y is None
     X, Y = _check_inputs(X, Y)
     n, m = X.shape[0], Y.shape[0]
     sparse = sp.issparse(X)
@@ -76,7 +78,7 @@ def exact_kernel(
     blocks = list(gen_batches(n, _block_rows(m)))
 
     def run(rows: slice) -> Any:
-        k = network.kernel(X[rows], Y, ntk=ntk)
+        k = network.kernel(X[rows], Y, ntk=ntk, diag_offset=rows.start if same else None)
         return k.ntk if ntk else k.nngp
 
     n_threads = _n_threads(n_jobs, len(blocks))

@@ -29,7 +29,8 @@ __all__ = ["DenseInput", "Network", "NetworkSketch", "fully_connected"]
 class DenseInput:
     """Input rule of a fully connected network: ``K = <x, y> / d``, ``Theta = 0``."""
 
-    def kernel(self, X: Any, Y: Any, ntk: bool) -> KernelState:
+    def kernel(self, X: Any, Y: Any, ntk: bool, diag_offset: int | None = None) -> KernelState:
+        """Input state; ``diag_offset`` says that ``X`` is ``Y[offset:offset + n]``."""
         d = X.shape[1]
         if sp.issparse(X) or sp.issparse(Y):
             gram = X @ Y.T
@@ -42,9 +43,14 @@ class DenseInput:
             gram = X @ Y.T
             kxx = xp.sum(X * X, axis=1)
             kyy = xp.sum(Y * Y, axis=1)
-        return KernelState(
-            nngp=gram / d, kxx=kxx[:, None] / d, kyy=kyy[None, :] / d, ntk=0.0 if ntk else None
+        k = KernelState(
+            nngp=gram / d,
+            kxx=kxx[:, None] / d,
+            kyy=kyy[None, :] / d,
+            ntk=0.0 if ntk else None,
+            diag=_self_pairs(X.shape[0], Y.shape[0], diag_offset),
         )
+        return k.with_diag()
 
     def kernel_diag(self, X: Any, ntk: bool) -> KernelState:
         """State of the pairs ``(x, x)``: every array is ``(n,)``."""
@@ -64,6 +70,14 @@ class DenseInput:
         return Features(X * (1.0 / math.sqrt(X.shape[1])))
 
 
+def _self_pairs(n: int, m: int, offset: int | None) -> tuple | None:
+    """Indices ``(i, offset + i)`` of the self-pairs in an ``(n, m)`` block."""
+    if offset is None:
+        return None
+    rows = np.arange(max(0, min(n, m - offset)))
+    return rows, rows + offset
+
+
 def _sparse_row_sq(X: Any) -> np.ndarray:
     if sp.issparse(X):
         return np.asarray(X.multiply(X).sum(axis=1)).ravel()
@@ -77,9 +91,15 @@ class Network:
     input: Any
     layers: tuple
 
-    def kernel(self, X: Any, Y: Any, ntk: bool = False) -> KernelState:
-        """Exact kernels between the rows of ``X`` and ``Y``."""
-        k = self.input.kernel(X, Y, ntk)
+    def kernel(
+        self, X: Any, Y: Any, ntk: bool = False, diag_offset: int | None = None
+    ) -> KernelState:
+        """Exact kernels between the rows of ``X`` and ``Y``.
+
+        ``diag_offset`` marks ``X`` as the rows ``offset:offset + n`` of ``Y``,
+        so that the pairs of an input with itself are kept exactly consistent.
+        """
+        k = self.input.kernel(X, Y, ntk, diag_offset)
         for layer in self.layers:
             k = layer.kernel(k)
         return k

@@ -84,7 +84,8 @@ def _prepare(X: Any, n_features: int, name: str) -> tuple[Any, Any, Any]:
 def _check_sparse(X: Any, n_features: int, name: str) -> sp.csr_array:
     if X.ndim != 2 or X.shape[1] != n_features:
         raise ValueError(
-            f"{name}: X has shape {X.shape}, expected (n_samples, {n_features})."
+            f"{name}: X has shape {X.shape}, but the sketch was built for "
+            f"n_features={n_features}."
         )
     X = sp.csr_array(X)
     if X.dtype.kind not in "f":
@@ -188,8 +189,9 @@ def _move(obj: Any, xp: Any, dev: Any, dtype: Any) -> Any:
 
 
 def _dense_rows(X: Any, start: int, stop: int) -> Any:
-    Xc = X[start:stop]
-    return Xc.toarray() if sp.issparse(Xc) else Xc
+    if sp.issparse(X):
+        return X[start:stop].toarray()
+    return X[start:stop, ...]
 
 
 def _prepare_any(X: Any, n_features: int, name: str) -> tuple[Any, Any, Any]:
@@ -253,7 +255,7 @@ class SRHT(_Base):
         xp, X, dev = _prepare_any(X, self.n_features, "SRHT")
         dtype = X.dtype
         p = self._params(xp, dev, dtype)
-        signs = p["signs"][0] if p["signs"].shape[0] == 1 else p["signs"]
+        signs = p["signs"][0, ...] if p["signs"].shape[0] == 1 else p["signs"]
         parts = []
         width = self.signs_.shape[0] * (self.padded_features_ + 2)
         for a, b in _chunks(X.shape[0], width, xp):
@@ -528,18 +530,27 @@ class PolySketch(_Base):
         n_leaves = self.leaf_signs_.shape[0]
         width = n_leaves * (wd + 2) + 3 * (wm + 2)
         parts: list[list] = [[] for _ in range(self.degree)]
+        # NumPy: write chunks into preallocated outputs (a final concatenate
+        # would double the peak memory and cost as much as the FFTs).
+        out = [
+            np.empty((n, m), dtype=dtype) if is_numpy(xp) else None
+            for m in self.n_components
+        ]
         for a, b in _chunks(n, width, xp):
             self._chunk(_dense_rows(X, a, b), par, xp, wd, wm, parts)
-        out = []
+            if is_numpy(xp):
+                for p, vals in enumerate(parts):
+                    if vals:
+                        out[p][a:b] = vals.pop()
         for p, m in enumerate(self.n_components):
             if self._outputs[p] is None:
-                out.append(_empty(xp, n, m, dtype, dev))
-            else:
-                out.append(_concat_rows(parts[p], xp))
+                out[p] = _empty(xp, n, m, dtype, dev)
+            elif not is_numpy(xp):
+                out[p] = _concat_rows(parts[p], xp)
         return out
 
     def _chunk(self, X: Any, par: dict, xp: Any, wd: int, wm: int, parts: list) -> None:
-        signs = par["leaf"][0] if par["leaf"].shape[0] == 1 else par["leaf"]
+        signs = par["leaf"][0, ...] if par["leaf"].shape[0] == 1 else par["leaf"]
         arrays: dict[Any, Any] = {"leaf": _spread(X, signs, wd, xp)}
         last = self._last_use
 

@@ -45,7 +45,12 @@ def test_no_nan_extreme_norms(name, depth):
         X = X[:2]  # their duals diverge for large inputs by definition
     for b_std in (0.0, 0.1):
         for fn in (nngp_kernel, ntk_kernel):
-            K = fn(X, act=act, depth=depth, b_std=b_std)
+            try:
+                K = fn(X, act=act, depth=depth, b_std=b_std)
+            except OverflowError as exc:
+                # exp(exp(...)) really overflows with depth: a clear error, no inf.
+                assert name == "exp" and depth == 5 and "overflow" in str(exc).lower()
+                continue
             assert np.all(np.isfinite(K)), (name, depth, fn.__name__)
 
 

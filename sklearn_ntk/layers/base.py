@@ -33,12 +33,27 @@ class KernelState:
     while ``Theta = 0``), or ``None`` when only the NNGP kernel is wanted.
     For fully connected networks the arrays are ``(n, m)``, ``(n, 1)`` and
     ``(1, m)``; for the diagonal ``K(x, x)`` alone all three are ``(n,)``.
+    Convolutional layers add spatial axes (see :mod:`sklearn_ntk.layers.conv`).
     """
 
     nngp: Any
     kxx: Any
     kyy: Any
     ntk: Any = None
+    #: ``(rows, cols)`` of the entries of ``nngp`` that pair an input with
+    #: itself (``Y is X``).  Layers copy the variances there, so that those
+    #: entries stay bitwise equal to ``kxx``: the duals of sign, abs, relu...
+    #: are not Lipschitz at ``rho = 1``, and a rounding gap of 1e-16 between
+    #: ``K(x, x)`` computed two ways would cost 1e-8 in the kernel.
+    diag: Any = None
+
+    def with_diag(self) -> KernelState:
+        """Copy the variances onto the self-pair entries of ``nngp``."""
+        if self.diag is None:
+            return self
+        rows, cols = self.diag
+        self.nngp[rows, cols] = self.kxx[rows, 0]
+        return self
 
     def replace(self, **changes: Any) -> KernelState:
         return replace(self, **changes)

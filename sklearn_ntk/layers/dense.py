@@ -24,7 +24,7 @@ from sklearn.utils import check_random_state
 
 from .._backend import asxp, get_namespace, to_numpy
 from ..activations import Activation
-from ..sketches import CountSketch, PolySketch, TensorSketch, TensorSRHT
+from ..sketches import SRHT, CountSketch, PolySketch, TensorSketch, TensorSRHT
 from .base import Dims, Features, KernelState, LayerSketch
 
 __all__ = ["Dense", "Elementwise", "folded_hermite", "split_degrees"]
@@ -53,7 +53,9 @@ class Dense:
         ntk = None if k.ntk is None else w2 * k.ntk + nngp
         if k.kxx is k.nngp:  # diagonal state: the pairs (x, x)
             return KernelState(nngp=nngp, kxx=nngp, kyy=nngp, ntk=ntk)
-        return KernelState(nngp=nngp, kxx=w2 * k.kxx + b2, kyy=w2 * k.kyy + b2, ntk=ntk)
+        return KernelState(
+            nngp=nngp, kxx=w2 * k.kxx + b2, kyy=w2 * k.kyy + b2, ntk=ntk, diag=k.diag
+        ).with_diag()
 
     def output_width(self, phi_in: int) -> int:
         return phi_in + (self.b_std != 0)
@@ -127,8 +129,12 @@ class Elementwise:
         if k.kxx is k.nngp:  # diagonal state: the pairs (x, x)
             return KernelState(nngp=sig, kxx=sig, kyy=sig, ntk=ntk)
         return KernelState(
-            nngp=sig, kxx=_diag_dual(self.act, k.kxx), kyy=_diag_dual(self.act, k.kyy), ntk=ntk
-        )
+            nngp=sig,
+            kxx=_diag_dual(self.act, k.kxx),
+            kyy=_diag_dual(self.act, k.kyy),
+            ntk=ntk,
+            diag=k.diag,
+        ).with_diag()
 
     def sketch(self, dims: Dims, widths: tuple[int, int], random_state: Any = None):
         return ElementwiseSketch(self.act, self.degree, dims, widths, random_state)
@@ -263,14 +269,10 @@ class ElementwiseSketch(LayerSketch):
             else:
                 top = int(np.nonzero(m)[0].max()) + 1
                 self.poly = PolySketch(d, top, [int(v) for v in m[:top]], rng)
-        self.tensor = None
-        self.psi_first_stage = None
+        self.tensor = self.psi_project = None
+        self.psi_exact = False
         if self.ntk:
-            d_psi = dims.psi
-            if dims.sparse:  # psi is the sparse input itself: sketch it in nnz time
-                d_psi = min(dims.psi, n_phi)
-                self.psi_first_stage = CountSketch(dims.psi, d_psi, rng)
-            self.tensor = TensorSRHT(d_psi, n_phi, n_psi, rng)
+            self._init_ntk(dims, n_phi, n_psi, rng)
 
         a, b = folded_hermite(act, np.array([math.sqrt(dims.scale2)]), q, self.ntk)
         s2 = float((a[0, self._kept] ** 2).sum())
@@ -281,6 +283,47 @@ class ElementwiseSketch(LayerSketch):
             scale2=s2,
             scale2_ntk=s2_ntk,
         )
+
+    def _init_ntk(self, dims: Dims, n_phi: int, n_psi: int, rng) -> None:
+        """Draw the NTK part: ``psi' = [b_0(r) P psi ; T(psi (x) Phi'_{>=1})]``.
+
+        ``psi (x) Phi_sigma'`` splits by degree: its degree-0 block is
+        ``b_0(r) psi``, a rescaling that needs no tensor sketch.  It is kept
+        exactly when ``psi`` is narrow (``P = I``) or projected by an SRHT
+        (whose variance is well below a TensorSRHT's); only the degrees
+        ``n >= 1`` go through the TensorSRHT.  The budget is split in
+        proportion to the two parts' weight at the reference scale.
+        """
+        d_psi = dims.psi
+        r = math.sqrt(max(dims.scale2, 1e-12)) * np.array([0.5, 1.0, 2.0])
+        _, b = folded_hermite(self.act, r, self.degree, True)
+        w0 = float((b[:, 0] ** 2).max())
+        w_rest = float((b[:, 1:] ** 2).sum(axis=1).max())
+        n_rest_in = n_phi - 1 - self._pad  # width of Phi'_{>=1}
+        if w_rest <= 1e-12 * max(w0, 1e-300) or n_rest_in <= 0:
+            n0 = n_psi
+        elif w0 <= 1e-12 * w_rest:
+            n0 = 0
+        else:
+            n0 = int(round(n_psi * w0 / (w0 + math.sqrt(2.0) * w_rest)))
+            n0 = min(max(n0, 1), n_psi - 1)
+            if not dims.sparse and d_psi <= n0:
+                n0 = d_psi  # exact: the rest goes to the tensor sketch
+        self.n0 = n0
+        if n0 > 0:
+            if not dims.sparse and d_psi == n0:
+                self.psi_exact = True
+            elif dims.sparse:
+                self.psi_project = CountSketch(d_psi, n0, rng)
+            else:
+                self.psi_project = SRHT(d_psi, n0, rng)
+        if n_psi - n0 > 0:
+            if dims.sparse:  # psi is the sparse input: count-sketch it first
+                self.psi_first_stage = CountSketch(d_psi, min(d_psi, n_phi), rng)
+                d_psi = min(d_psi, n_phi)
+            else:
+                self.psi_first_stage = None
+            self.tensor = TensorSRHT(d_psi, n_rest_in, n_psi - n0, rng)
 
     def _degree_weights(self, dims: Dims) -> np.ndarray:
         """Share of the dual carried by each degree 1..q over typical scales."""
@@ -346,10 +389,17 @@ class ElementwiseSketch(LayerSketch):
         if not self.ntk:
             return Features(phi_out)
         b = asxp(b[:, self._kept].astype(np.float64), xp, device=dev, dtype=dtype)
-        psi = f.psi
-        if self.psi_first_stage is not None:
-            psi = asxp(self.psi_first_stage(psi), xp, device=dev, dtype=dtype)
-        psi_out = self.tensor(psi, assemble(b))
+        parts = []
+        if self.n0 > 0:
+            psi0 = f.psi if self.psi_exact else self.psi_project(f.psi)
+            parts.append(b[:, 0:1] * asxp(_dense(psi0, np), xp, device=dev, dtype=dtype))
+        if self.tensor is not None:
+            psi = f.psi
+            if self.psi_first_stage is not None:
+                psi = asxp(self.psi_first_stage(psi), xp, device=dev, dtype=dtype)
+            rest = assemble(b)[:, 1 : 1 + sum(s.shape[1] for s in kept_basis)]
+            parts.append(self.tensor(psi, rest))
+        psi_out = parts[0] if len(parts) == 1 else xp.concat(parts, axis=1)
         return Features(phi_out, psi_out)
 
 

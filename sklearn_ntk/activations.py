@@ -1,0 +1,1876 @@
+"""Activation functions, their dual kernels and their Hermite coefficients.
+
+An :class:`Activation` ``σ`` provides everything the kernels and sketches of
+``sklearn_ntk`` need (conventions of ``shared/reference/kernels.md``):
+
+* the pointwise function ``σ(x)`` and its a.e. derivative ``σ'(x)``;
+* the *dual* :meth:`Activation.dual`: for ``(u, v) ~ N(0, [[kxx, kxy], [kxy, kyy]])``
+  ``Σ = E[σ(u) σ(v)]`` and ``Σ̇ = E[σ'(u) σ'(v)]``, in closed form where one is
+  known and by bivariate Gauss-Hermite quadrature otherwise;
+* the scale-dependent Hermite coefficients :meth:`Activation.hermite`
+  ``a_n(r) = E[σ(r z) h_n(z)]`` and ``b_n(r) = E[σ'(r z) h_n(z)]`` with
+  ``h_n = He_n / sqrt(n!)``, so that ``Σ = Σ_n a_n(r_x) a_n(r_y) ρ^n``.
+
+Activations are immutable, hashable, picklable frozen dataclasses that compare
+equal by value, so they can be used as scikit-learn hyper-parameters.  Use
+:func:`get` to build one from a name.
+
+Conventions
+-----------
+* Where ``kxx = 0`` (or ``kyy = 0``) the correlation is taken as ``ρ = 0``.
+* ``step`` and ``sign`` use the a.e. derivative ``σ' = 0`` (as neural-tangents
+  does), so ``Σ̇ = 0`` and ``b_n = 0``; the distributional derivative (a Dirac
+  delta) would make ``Σ̇`` infinite on the diagonal.
+* ``exp_normalized`` (Shankar et al. 2020) is defined by its dual only:
+  ``Σ = sqrt(kxx kyy) exp(γ (ρ + shift))`` and ``Σ̇ = γ exp(γ (ρ + shift))``,
+  exactly as neural-tangents' ``ExpNormalized``; the default ``shift = -1``
+  gives ``exp(γ (ρ - 1))``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy import special
+
+from ._backend import asxp, get_namespace, is_numpy, to_numpy
+from ._hermite import (
+    gauss_hermite,
+    hermite_coefficients_quadrature,
+    log_double_factorial,
+    monomial_hermite_coefficients,
+)
+from ._hermite import (
+    gauss_legendre as gauss_legendre_rule,
+)
+
+__all__ = ["Activation", "Numerical", "available", "get"]
+
+_PI = math.pi
+_INV_2PI = 1.0 / (2.0 * math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_DEFAULT_NODES = 120
+# Exponents above this overflow float64 once exponentiated.
+_MAX_EXP = 709.0
+
+_NP_INPLACE = {
+    "sqrt": np.sqrt,
+    "acos": np.arccos,
+    "asin": np.arcsin,
+    "exp": np.exp,
+}
+
+
+# --------------------------------------------------------------------------- #
+# Validation helpers
+# --------------------------------------------------------------------------- #
+def _check_float(name: str, value: Any, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}.")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}.")
+    if positive and value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}.")
+    return value
+
+
+def _check_int(name: str, value: Any, *, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}.")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    return value
+
+
+def _set(obj: Any, name: str, value: Any) -> None:
+    object.__setattr__(obj, name, value)  # frozen dataclass: validate-and-store
+
+
+def _as_scales(r: Any) -> np.ndarray:
+    r = np.asarray(to_numpy(r), dtype=np.float64)
+    if r.ndim == 0:
+        r = r.reshape(1)
+    if r.ndim != 1:
+        raise ValueError(f"r must be a 1-D array of scales, got shape {r.shape}.")
+    if not np.all(np.isfinite(r)) or np.any(r < 0):
+        raise ValueError("r must contain finite, nonnegative scales.")
+    return r
+
+
+# --------------------------------------------------------------------------- #
+# Array helpers for the closed-form duals (Array API only)
+# --------------------------------------------------------------------------- #
+def _inplace(xp: Any, fn: str, x: Any) -> Any:
+    """``xp.<fn>(x)``, in place for NumPy (``x`` must be a temporary we own)."""
+    if isinstance(x, np.ndarray):
+        return _NP_INPLACE[fn](x, out=x)
+    return getattr(xp, fn)(x)
+
+
+def _clip_unit(xp: Any, x: Any) -> Any:
+    """Clip a temporary to ``[-1, 1]`` (rounding can push correlations out)."""
+    if isinstance(x, np.ndarray):
+        return np.clip(x, -1.0, 1.0, out=x)
+    return xp.clip(x, -1.0, 1.0)
+
+
+def _prepare(kxx: Any, kxy: Any, kyy: Any) -> tuple[Any, Any, Any, Any]:
+    ks = [
+        np.asarray(k, dtype=np.float64) if isinstance(k, numbers.Real) else k
+        for k in (kxx, kxy, kyy)
+    ]
+    xp, _ = get_namespace(*ks)
+    return xp, ks[0], ks[1], ks[2]
+
+
+def _shape(*arrays: Any) -> tuple[int, ...]:
+    return tuple(np.broadcast_shapes(*(tuple(a.shape) for a in arrays)))
+
+
+def _norms(xp: Any, kxx: Any, kyy: Any) -> tuple[Any, Any, Any, Any]:
+    """Square roots of the variances and their safe reciprocals (0 where 0).
+
+    These are on the (small) diagonal arrays, so their cost does not matter.
+    """
+    sx = xp.sqrt(xp.clip(kxx, 0.0, None))
+    sy = xp.sqrt(xp.clip(kyy, 0.0, None))
+    isx = xp.where(sx > 0, 1.0 / xp.where(sx > 0, sx, 1.0), 0.0)
+    isy = xp.where(sy > 0, 1.0 / xp.where(sy > 0, sy, 1.0), 0.0)
+    return sx, sy, isx, isy
+
+
+def _correlation(xp: Any, kxx: Any, kxy: Any, kyy: Any) -> Any:
+    """``rho = kxy / sqrt(kxx kyy)`` (0 where a variance is 0).
+
+    Computed as one square root of the product, not as a product of
+    reciprocal roots: ``sqrt(k * k) == k`` exactly in IEEE arithmetic, so an
+    input paired with itself gets ``rho == 1`` bitwise.  The duals of relu,
+    abs, sign... are not Lipschitz at ``rho = 1`` (``asin``/``acos``), and
+    ``rho = 1 - 1e-16`` would cost 1e-8 in the kernel.
+    """
+    den = xp.sqrt(xp.clip(kxx, 0.0, None) * xp.clip(kyy, 0.0, None))
+    if is_numpy(xp):
+        shape = np.broadcast_shapes(np.shape(kxx), np.shape(kxy), np.shape(kyy))
+        rho = np.divide(
+            kxy, den, out=np.zeros(shape, dtype=np.result_type(kxy, den)), where=den > 0
+        )
+    else:
+        rho = xp.where(den > 0, kxy / xp.where(den > 0, den, 1.0), 0.0)
+    return _clip_unit(xp, rho)
+
+
+def _broadcast_full(xp: Any, value: Any, shape: tuple[int, ...], like: Any) -> Any:
+    out = xp.zeros(shape, dtype=like.dtype)
+    out += value
+    return out
+
+
+def _dtype_of(xp: Any, *arrays: Any) -> Any:
+    return xp.result_type(*arrays)
+
+
+# --------------------------------------------------------------------------- #
+# Base class
+# --------------------------------------------------------------------------- #
+class Activation(ABC):
+    """Abstract activation with dual kernel and Hermite coefficients.
+
+    Subclasses are frozen dataclasses.  See the module docstring for the
+    conventions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntk.activations import get
+    >>> relu = get("relu")
+    >>> relu
+    Relu()
+    >>> S, Sd = relu.dual(np.array([1.0]), np.array([0.0]), np.array([1.0]))
+    >>> print(np.round(S, 6), Sd)
+    [0.159155] [0.25]
+    >>> a, b = relu.hermite([1.0], degree=2)
+    >>> print(np.round(a, 6))
+    [[0.398942 0.5      0.282095]]
+    """
+
+    name: ClassVar[str]
+
+    # ---- properties -------------------------------------------------------
+    @property
+    def homogeneous_degree(self) -> int | None:
+        """``k`` such that ``σ(r z) = r^k σ(z)`` for ``r > 0``, else ``None``."""
+        return None
+
+    # ---- pointwise --------------------------------------------------------
+    def _fn(self, x: np.ndarray) -> np.ndarray:
+        raise TypeError(
+            f"{type(self).__name__} has no pointwise function: it is defined by "
+            "its dual kernel only."
+        )
+
+    def _deriv(self, x: np.ndarray) -> np.ndarray:
+        raise TypeError(
+            f"{type(self).__name__} has no pointwise derivative: it is defined by "
+            "its dual kernel only."
+        )
+
+    def _elementwise(self, method: Callable[[np.ndarray], np.ndarray], x: Any) -> Any:
+        if isinstance(x, np.ndarray) or isinstance(x, numbers.Real | list | tuple):
+            with np.errstate(over="ignore", under="ignore"):
+                return method(np.asarray(x, dtype=np.float64))
+        xp, device = get_namespace(x)[0], getattr(x, "device", None)
+        with np.errstate(over="ignore", under="ignore"):
+            out = method(np.asarray(to_numpy(x), dtype=np.float64))
+        return asxp(out, xp, device=device, dtype=x.dtype)
+
+    def __call__(self, x: Any) -> Any:
+        """Evaluate ``σ(x)`` elementwise."""
+        return self._elementwise(self._fn, x)
+
+    def derivative(self, x: Any) -> Any:
+        """Evaluate the a.e. derivative ``σ'(x)`` elementwise."""
+        return self._elementwise(self._deriv, x)
+
+    # ---- Hermite coefficients ----------------------------------------------
+    def hermite(self, r: Any, degree: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scale-dependent normalized Hermite coefficients.
+
+        Parameters
+        ----------
+        r : array-like of shape (n_scales,)
+            Nonnegative scales (typically ``sqrt(K(x, x))``).
+        degree : int
+            Highest Hermite degree ``q``.
+
+        Returns
+        -------
+        a : ndarray of shape (n_scales, degree + 1)
+            ``a[i, n] = E_{z~N(0,1)}[σ(r_i z) h_n(z)]``.
+        b : ndarray of shape (n_scales, degree + 1)
+            ``b[i, n] = E[σ'(r_i z) h_n(z)]``.
+
+        Raises
+        ------
+        OverflowError
+            If a coefficient exceeds the float64 range (``exp`` or a high
+            degree polynomial at a huge scale).
+
+        Examples
+        --------
+        >>> from sklearn_ntk.activations import get
+        >>> a, b = get("erf").hermite([0.5, 2.0], degree=3)
+        >>> a.shape, b.shape
+        ((2, 4), (2, 4))
+        """
+        r = _as_scales(r)
+        degree = _check_int("degree", degree)
+        a, b = self._hermite(r, degree)
+        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+            raise OverflowError(
+                f"Hermite coefficients of {self!r} overflow float64 at scales up "
+                f"to r={r.max():g} (degree {degree})."
+            )
+        return a, b
+
+    _kinks: ClassVar[tuple[float, ...]] = ()
+
+    def _hermite(self, r: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
+        # Generic path: composite Gauss-Legendre with breakpoints at 0, the
+        # kinks and +-c/r (see _hermite.py), robust to kinks and saturation.
+        a = hermite_coefficients_quadrature(self._fn, r, degree, kinks=self._kinks)
+        b = hermite_coefficients_quadrature(self._deriv, r, degree, kinks=self._kinks)
+        return a, b
+
+    def _b_from_a(self, r: np.ndarray, a_ext: np.ndarray) -> np.ndarray:
+        """``b_n = sqrt(n+1) a_{n+1} / r`` (Gaussian integration by parts).
+
+        At ``r = 0``: ``b_n(0) = σ'(0) δ_{n0}``.
+        """
+        degree = a_ext.shape[1] - 2
+        n = np.arange(degree + 1)
+        pos = r > 0
+        b = np.zeros((r.size, degree + 1))
+        b[pos] = a_ext[pos, 1:] * np.sqrt(n + 1.0) / r[pos, None]
+        b[~pos, 0] = float(self._deriv(np.zeros(1))[0])
+        return b
+
+    # ---- dual kernel --------------------------------------------------------
+    def dual(
+        self, kxx: Any, kxy: Any, kyy: Any, *, derivative: bool = True
+    ) -> tuple[Any, Any | None]:
+        """Dual kernel ``Σ = E[σ(u)σ(v)]`` and ``Σ̇ = E[σ'(u)σ'(v)]``.
+
+        Parameters
+        ----------
+        kxx, kxy, kyy : arrays broadcasting together
+            Variances and covariance of ``(u, v)`` (e.g. shapes ``(n, 1)``,
+            ``(n, m)``, ``(1, m)``).  Any Array-API namespace for closed forms.
+        derivative : bool, default=True
+            Whether to compute ``Σ̇``.
+
+        Returns
+        -------
+        Sigma : array of the broadcast shape
+        Sigma_dot : array of the broadcast shape, or None if not ``derivative``
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_ntk.activations import get
+        >>> S, Sd = get("erf").dual(np.ones((2, 1)), np.eye(2), np.ones((1, 2)))
+        >>> S.shape
+        (2, 2)
+        """
+        xp, kxx, kxy, kyy = _prepare(kxx, kxy, kyy)
+        return self._dual(xp, kxx, kxy, kyy, derivative)
+
+    def _dual(
+        self, xp: Any, kxx: Any, kxy: Any, kyy: Any, derivative: bool
+    ) -> tuple[Any, Any]:
+        return self.dual_quadrature(kxx, kxy, kyy, derivative=derivative)
+
+    def dual_quadrature(
+        self,
+        kxx: Any,
+        kxy: Any,
+        kyy: Any,
+        *,
+        derivative: bool = True,
+        n_nodes: int | None = None,
+    ) -> tuple[Any, Any | None]:
+        """Dual kernel by bivariate Gauss-Hermite quadrature.
+
+        Uses ``u = sqrt(kxx) z1``, ``v = sqrt(kyy) (ρ z1 + sqrt(1 - ρ²) z2)``
+        with an ``n_nodes``-point rule in each of ``z1, z2``.  Exact for
+        polynomials of degree ``< 2 n_nodes`` in each variable; slow (algebraic)
+        convergence for kinked activations.
+
+        Parameters
+        ----------
+        kxx, kxy, kyy : arrays broadcasting together
+        derivative : bool, default=True
+        n_nodes : int, optional
+            Nodes per dimension; defaults to the activation's ``n_nodes``
+            (numerical activations) or 120.
+
+        Returns
+        -------
+        Sigma, Sigma_dot : arrays of the broadcast shape (``Sigma_dot`` None
+            if not ``derivative``).
+
+        Examples
+        --------
+        >>> from sklearn_ntk.activations import get
+        >>> S, _ = get("tanh").dual_quadrature(1.0, 0.5, 1.0, n_nodes=40)
+        >>> round(float(S), 6)
+        0.186324
+        """
+        if n_nodes is None:
+            n_nodes = getattr(self, "n_nodes", _DEFAULT_NODES)
+        n_nodes = _check_int("n_nodes", n_nodes, minimum=1)
+        xp, kxx, kxy, kyy = _prepare(kxx, kxy, kyy)
+        device = getattr(kxy, "device", None)
+        shape = _shape(kxx, kxy, kyy)
+        a, c, d = (
+            np.broadcast_to(np.asarray(to_numpy(k), dtype=np.float64), shape).ravel()
+            for k in (kxx, kxy, kyy)
+        )
+        z, w = gauss_hermite(n_nodes)
+        sx = np.sqrt(np.maximum(a, 0.0))
+        sy = np.sqrt(np.maximum(d, 0.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = np.where((sx > 0) & (sy > 0), c / (sx * sy), 0.0)
+        rho = np.nan_to_num(np.clip(rho, -1.0, 1.0))
+        rc = np.sqrt(np.maximum(1.0 - rho * rho, 0.0))
+        S = np.empty(a.size)
+        Sd = np.empty(a.size) if derivative else None
+        chunk = max(1, 2_000_000 // (n_nodes * n_nodes))
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            for s in range(0, a.size, chunk):
+                sl = slice(s, s + chunk)
+                u = sx[sl, None] * z  # (N, n): z1 nodes
+                # v at (z1_i, z2_j): (N, n, n)
+                v = sy[sl, None, None] * (
+                    rho[sl, None, None] * z[None, :, None]
+                    + rc[sl, None, None] * z[None, None, :]
+                )
+                S[sl] = np.einsum("ni,i,ni->n", self._fn(u), w, self._fn(v) @ w)
+                if derivative:
+                    Sd[sl] = np.einsum(
+                        "ni,i,ni->n", self._deriv(u), w, self._deriv(v) @ w
+                    )
+        S = asxp(S.reshape(shape), xp, device=device)
+        if derivative:
+            Sd = asxp(Sd.reshape(shape), xp, device=device)
+        return S, Sd
+
+
+def _dataclass(cls: type) -> type:
+    return dataclass(frozen=True)(cls)
+
+
+# --------------------------------------------------------------------------- #
+# Positively homogeneous activations (closed-form Hermite coefficients)
+# --------------------------------------------------------------------------- #
+def _he_at_zero_normalized(m: int, n: int) -> float:
+    """``He_m(0) / sqrt(n!)`` (``He_m(0) = (-1)^{m/2} (m-1)!!`` for even m)."""
+    if m % 2:
+        return 0.0
+    sign = -1.0 if (m // 2) % 2 else 1.0
+    return sign * math.exp(log_double_factorial(m - 1) - 0.5 * math.lgamma(n + 1))
+
+
+def _half_moment(j: int) -> float:
+    """``E[z^j 1[z>0]]`` for ``z ~ N(0,1)``."""
+    return 2.0 ** (j / 2.0 - 1.0) * math.gamma((j + 1) / 2.0) / math.sqrt(_PI)
+
+
+def _rectified_monomial_unit(k: int, degree: int) -> np.ndarray:
+    """``a_n(1) = E[z_+^k h_n(z)]`` for ``n = 0..degree``.
+
+    Stein's identity ``E[f He_n] = E[f' He_{n-1}]`` applied n times:
+    ``n <= k``: ``k!/(k-n)! E[z_+^{k-n}]``; ``n > k``: the k-th derivative is
+    ``k! 1[z>0]`` and ``E[1[z>0] He_m] = He_{m-1}(0) φ(0)`` for ``m >= 1``.
+    """
+    out = np.empty(degree + 1)
+    for n in range(degree + 1):
+        if n <= k:
+            out[n] = math.exp(
+                math.lgamma(k + 1) - math.lgamma(k - n + 1) - 0.5 * math.lgamma(n + 1)
+            ) * _half_moment(k - n)
+        else:
+            out[n] = (
+                math.factorial(k) * _INV_SQRT_2PI * _he_at_zero_normalized(n - k - 1, n)
+            )
+    return out
+
+
+class _Homogeneous(Activation):
+    """``σ(r z) = r^k σ(z)``: ``a_n(r) = r^k a_n(1)``, ``b_n(r) = r^(k-1) b_n(1)``."""
+
+    _zero_derivative: ClassVar[bool] = False
+
+    @abstractmethod
+    def _unit(self, degree: int) -> np.ndarray:
+        """``a_n(1)`` for ``n = 0..degree``."""
+
+    def _hermite(self, r: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
+        k = self.homogeneous_degree
+        a1 = self._unit(degree + 1)
+        a = np.power(r, k)[:, None] * a1[None, : degree + 1]
+        if k == 0:  # a_n(0) = σ(0) δ_n0, not the r -> 0+ limit
+            zero = r == 0
+            a[zero] = 0.0
+            a[zero, 0] = float(self._fn(np.zeros(1))[0])
+        if self._zero_derivative:
+            return a, np.zeros_like(a)
+        b1 = np.sqrt(np.arange(1.0, degree + 2.0)) * a1[1:]
+        # k = 1: r^0 = 1 also at r = 0 (the r -> 0+ limit, matching ρ := 0 in dual)
+        scale = np.power(r, k - 1) if k >= 1 else np.zeros_like(r)
+        return a, scale[:, None] * b1[None, :]
+
+
+@_dataclass
+class Relu(_Homogeneous):
+    """ReLU ``max(x, 0)``; dual: arc-cosine kernel of degree 1 (Cho & Saul)."""
+
+    name: ClassVar[str] = "relu"
+
+    @property
+    def homogeneous_degree(self) -> int:
+        return 1
+
+    def _fn(self, x):
+        return np.maximum(x, 0.0)
+
+    def _deriv(self, x):
+        return (x > 0).astype(np.float64)
+
+    def _unit(self, degree):
+        return _rectified_monomial_unit(1, degree)
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        sx, sy, isx, isy = _norms(xp, kxx, kyy)
+        rho = _correlation(xp, kxx, kxy, kyy)
+        s = rho * rho
+        s *= -1.0
+        s += 1.0
+        s = _inplace(xp, "sqrt", s)  # sqrt(1 - ρ²)
+        t = _inplace(xp, "acos", rho)
+        t *= -_INV_2PI
+        t += 0.5  # (π - θ) / (2π) = Σ̇
+        s *= sx * sy
+        s *= _INV_2PI
+        S = kxy * t
+        S += s  # sqrt(kxx kyy) (sin θ + (π - θ) cos θ) / (2π)
+        return S, (t if derivative else None)
+
+
+@_dataclass
+class LeakyRelu(_Homogeneous):
+    """Leaky ReLU ``x if x > 0 else alpha x``.
+
+    ``Σ = α kxy + (1-α)² Σ_relu`` (the cross term is ``α(1-α) kxy`` by
+    Stein's lemma), ``Σ̇ = α + (1-α)² Σ̇_relu``.
+    """
+
+    alpha: float = 0.01
+    name: ClassVar[str] = "leaky_relu"
+
+    def __post_init__(self):
+        _set(self, "alpha", _check_float("alpha", self.alpha))
+
+    @property
+    def homogeneous_degree(self) -> int:
+        return 1
+
+    def _fn(self, x):
+        return np.where(x > 0, x, self.alpha * x)
+
+    def _deriv(self, x):
+        return np.where(x > 0, 1.0, self.alpha)
+
+    def _unit(self, degree):
+        a = (1.0 - self.alpha) * _rectified_monomial_unit(1, degree)
+        if degree >= 1:
+            a[1] += self.alpha
+        return a
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        S, Sd = Relu()._dual(xp, kxx, kxy, kyy, derivative)
+        g = (1.0 - self.alpha) ** 2
+        S *= g
+        S += self.alpha * kxy
+        if derivative:
+            Sd *= g
+            Sd += self.alpha
+        return S, Sd
+
+
+@_dataclass
+class Abs(_Homogeneous):
+    """Absolute value; ``Σ = (2/π)(sqrt(kxx kyy - kxy²) + kxy asin ρ)``."""
+
+    name: ClassVar[str] = "abs"
+
+    @property
+    def homogeneous_degree(self) -> int:
+        return 1
+
+    def _fn(self, x):
+        return np.abs(x)
+
+    def _deriv(self, x):
+        return np.sign(x)
+
+    def _unit(self, degree):
+        a = _rectified_monomial_unit(1, degree)
+        a[1::2] = 0.0
+        return 2.0 * a
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        sx, sy, isx, isy = _norms(xp, kxx, kyy)
+        rho = _correlation(xp, kxx, kxy, kyy)
+        s = rho * rho
+        s *= -1.0
+        s += 1.0
+        s = _inplace(xp, "sqrt", s)
+        t = _inplace(xp, "asin", rho)
+        s *= sx * sy
+        s += kxy * t
+        s *= 2.0 / _PI
+        if derivative:
+            t *= 2.0 / _PI
+        return s, (t if derivative else None)
+
+
+@_dataclass
+class Step(_Homogeneous):
+    """Heaviside step ``1[x > 0]``; ``Σ = (π - acos ρ)/(2π)``, ``Σ̇ = 0``.
+
+    ``Σ̇ = 0`` uses the a.e. derivative: the distributional one (a Dirac delta)
+    would make the NTK diagonal infinite.  Where a variance is zero ``u = 0``
+    and ``Σ = σ(0) E[σ(v)] = 0`` exactly.
+    """
+
+    name: ClassVar[str] = "step"
+    _zero_derivative: ClassVar[bool] = True
+
+    @property
+    def homogeneous_degree(self) -> int:
+        return 0
+
+    def _fn(self, x):
+        return (x > 0).astype(np.float64)
+
+    def _deriv(self, x):
+        return np.zeros_like(x)
+
+    def _unit(self, degree):
+        return _rectified_monomial_unit(0, degree)
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        _, _, isx, isy = _norms(xp, kxx, kyy)
+        rho = _correlation(xp, kxx, kxy, kyy)
+        t = _inplace(xp, "acos", rho)
+        t *= -_INV_2PI
+        t += 0.5
+        t *= xp.astype(isx * isy > 0, t.dtype)
+        return t, (xp.zeros_like(t) if derivative else None)
+
+
+@_dataclass
+class Sign(_Homogeneous):
+    """Sign function; ``Σ = (2/π) asin ρ``, ``Σ̇ = 0`` (a.e. derivative, see Step)."""
+
+    name: ClassVar[str] = "sign"
+    _zero_derivative: ClassVar[bool] = True
+
+    @property
+    def homogeneous_degree(self) -> int:
+        return 0
+
+    def _fn(self, x):
+        return np.sign(x)
+
+    def _deriv(self, x):
+        return np.zeros_like(x)
+
+    def _unit(self, degree):
+        a = 2.0 * _rectified_monomial_unit(0, degree)
+        a[0] -= 1.0
+        return a
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        _, _, isx, isy = _norms(xp, kxx, kyy)
+        rho = _correlation(xp, kxx, kxy, kyy)
+        t = _inplace(xp, "asin", rho)
+        t *= 2.0 / _PI
+        return t, (xp.zeros_like(t) if derivative else None)
+
+
+def _rectified_moments(xp: Any, rho: Any, k: int) -> tuple[Any, Any]:
+    """``M(k,k)`` and ``M(k-1,k-1)`` with ``M(p,q) = E[u^p 1[u>0] v^q 1[v>0]]``.
+
+    Unit variances, correlation ``rho``.  Stein's identity
+    ``E[u f(u,v)] = E[∂_u f] + ρ E[∂_v f]`` (Dirac terms where ``p`` or ``q``
+    is 0) gives, for ``p >= 1``::
+
+        M(p,q) = (p-1) M(p-2,q) + [p=1] φ(0) s^q m_q
+                 + ρ q M(p-1,q-1) + [q=0] ρ φ(0) s^(p-1) m_(p-1)
+
+    with ``s = sqrt(1 - ρ²)``, ``m_j = E[z^j 1[z>0]]``, ``M(0,0) =
+    (π - acos ρ)/(2π)`` and ``M(0,q) = M(q,0)``.  Finite for every ``ρ``,
+    unlike ``J_k(θ)`` written with ``1/sin θ``.
+    """
+    s = xp.sqrt(xp.clip(1.0 - rho * rho, 0.0, None))
+    spow: dict[int, Any] = {0: None}
+    memo: dict[tuple[int, int], Any] = {}
+
+    def s_pow(j: int) -> Any:
+        if j not in spow or spow[j] is None:
+            spow[j] = s if j == 1 else s_pow(j - 1) * s
+        return spow[j]
+
+    def M(p: int, q: int) -> Any:
+        if p < q:
+            p, q = q, p  # symmetric in (p, q) for equal variances
+        if (p, q) in memo:
+            return memo[(p, q)]
+        if p == 0:
+            val = 0.5 - xp.acos(rho) * _INV_2PI
+        else:
+            val = None
+            if p >= 2:
+                val = (p - 1) * M(p - 2, q)
+            if p == 1:
+                term = _INV_SQRT_2PI * _half_moment(q) * (s_pow(q) if q else 1.0)
+                val = term if val is None else val + term
+            if q >= 1:
+                term = (rho * q) * M(p - 1, q - 1)
+                val = term if val is None else val + term
+            else:
+                term = rho * (_INV_SQRT_2PI * _half_moment(p - 1))
+                if p - 1:
+                    term = term * s_pow(p - 1)
+                val = term if val is None else val + term
+        memo[(p, q)] = val
+        return val
+
+    return M(k, k), (M(k - 1, k - 1) if k >= 1 else None)
+
+
+@_dataclass
+class RectifiedMonomial(_Homogeneous):
+    """Rectified monomial ``max(x, 0)**degree`` (degree 0 is ``step``).
+
+    Dual: arc-cosine kernel of degree ``k`` (Cho & Saul 2009),
+    ``Σ = (kxx kyy)^{k/2} M_k(ρ)``, computed by a Stein recursion that stays
+    finite at ``ρ = ±1`` (neural-tangents returns NaN on the diagonal there).
+    """
+
+    degree: int = 1
+    name: ClassVar[str] = "rectified_monomial"
+
+    def __post_init__(self):
+        _set(self, "degree", _check_int("degree", self.degree))
+
+    @property
+    def _zero_derivative(self) -> bool:  # type: ignore[override]
+        return self.degree == 0
+
+    @property
+    def homogeneous_degree(self) -> int:
+        return self.degree
+
+    def _fn(self, x):
+        return np.where(x > 0, np.maximum(x, 0.0) ** self.degree, 0.0)
+
+    def _deriv(self, x):
+        k = self.degree
+        if k == 0:
+            return np.zeros_like(x)
+        return np.where(x > 0, k * np.maximum(x, 0.0) ** (k - 1), 0.0)
+
+    def _unit(self, degree):
+        return _rectified_monomial_unit(self.degree, degree)
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        k = self.degree
+        if k == 0:
+            return Step()._dual(xp, kxx, kxy, kyy, derivative)
+        sx, sy, isx, isy = _norms(xp, kxx, kyy)
+        rho = _correlation(xp, kxx, kxy, kyy)
+        Mk, Mk1 = _rectified_moments(xp, rho, k)
+        p = sx * sy
+        S = Mk * p**k
+        Sd = None
+        if derivative:
+            Sd = (k * k) * Mk1 * (p ** (k - 1) if k > 1 else 1.0)
+            Sd = Sd + xp.zeros_like(S)
+        return S, Sd
+
+
+# --------------------------------------------------------------------------- #
+# Polynomial-type activations: dual as a factorized series in kxy
+# --------------------------------------------------------------------------- #
+def _series_dual(
+    xp: Any, kxx: Any, kxy: Any, kyy: Any, A: Callable[[int, Any], Any], jmax: int
+) -> Any:
+    """``Σ_j kxy^j / j! · A_j(kxx) A_j(kyy)`` by Horner's rule in ``kxy``.
+
+    For ``(u, v)`` jointly Gaussian, ``E[f(u) f(v)] = Σ_j kxy^j/j! E[f^{(j)}(u)]
+    E[f^{(j)}(v)]`` (expand in ``kxy``; ``d/dkxy E[f(u)g(v)] = E[f'(u)g'(v)]``);
+    for a polynomial ``f`` the series is finite and ``A_j(t) = E[f^{(j)}(u)]``,
+    ``u ~ N(0, t)``, only involves the small diagonal arrays.
+    """
+    out = None
+    for j in range(jmax, -1, -1):
+        term = A(j, kxx) * A(j, kyy)
+        term *= 1.0 / math.factorial(j)
+        if out is None:
+            out = term + xp.zeros_like(kxy)
+        else:
+            out *= kxy
+            out += term
+    return out
+
+
+def _poly_A(coef: Sequence[float]) -> Callable[[int, Any], Any]:
+    """``A_j(t) = E[p^{(j)}(u)]``, ``u ~ N(0, t)``, for ``p = Σ c_i x^i``.
+
+    ``E[u^{2m}] = (2m-1)!! t^m`` gives ``A_j = Σ_m c_{j+2m} (j+2m)!/(2^m m!) t^m``.
+    """
+
+    def A(j: int, t: Any) -> Any:
+        val = 0.0
+        tp = None
+        for m in range((len(coef) - 1 - j) // 2 + 1):
+            i = j + 2 * m
+            if i >= len(coef):
+                break
+            w = coef[i] * math.exp(
+                math.lgamma(i + 1) - m * math.log(2.0) - math.lgamma(m + 1)
+            )
+            tp = 1.0 if m == 0 else (t if m == 1 else tp * t)
+            val = val + w * tp
+        return val + 0.0 * t
+
+    return A
+
+
+@_dataclass
+class Polynomial(Activation):
+    """Polynomial ``Σ_i coef[i] x**i`` (exact dual via Isserlis' theorem)."""
+
+    coef: tuple[float, ...] = (0.0, 1.0)
+    name: ClassVar[str] = "polynomial"
+
+    def __post_init__(self):
+        coef = self.coef
+        if isinstance(coef, numbers.Real) or isinstance(coef, str):
+            raise TypeError(f"coef must be a sequence of real numbers, got {coef!r}.")
+        try:
+            coef = tuple(_check_float("coef[i]", c) for c in coef)
+        except TypeError as exc:
+            raise TypeError(f"coef must be a sequence of real numbers: {exc}") from None
+        if len(coef) == 0:
+            raise ValueError("coef must contain at least one coefficient.")
+        _set(self, "coef", coef)
+
+    def _fn(self, x):
+        return np.polynomial.polynomial.polyval(x, self.coef)
+
+    def _deriv(self, x):
+        return np.polynomial.polynomial.polyval(x, self._dcoef or (0.0,))
+
+    @property
+    def _dcoef(self) -> tuple[float, ...]:
+        return tuple(i * c for i, c in enumerate(self.coef))[1:]
+
+    def _hermite_a(
+        self, coef: Sequence[float], r: np.ndarray, degree: int
+    ) -> np.ndarray:
+        a = np.zeros((r.size, degree + 1))
+        for i, c in enumerate(coef):
+            if c != 0.0:
+                a += (c * np.power(r, i))[:, None] * monomial_hermite_coefficients(
+                    i, degree
+                )
+        return a
+
+    def _hermite(self, r, degree):
+        with np.errstate(over="ignore", invalid="ignore"):
+            a = self._hermite_a(self.coef, r, degree)
+            b = self._hermite_a(self._dcoef or (0.0,), r, degree)
+        return a, b
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        D = len(self.coef) - 1
+        S = _series_dual(xp, kxx, kxy, kyy, _poly_A(self.coef), D)
+        Sd = None
+        if derivative:
+            dc = self._dcoef or (0.0,)
+            Sd = _series_dual(xp, kxx, kxy, kyy, _poly_A(dc), len(dc) - 1)
+        return S, Sd
+
+
+@_dataclass
+class Monomial(_Homogeneous):
+    """Monomial ``x**degree``: ``Σ = E[u^k v^k]`` by Isserlis' theorem."""
+
+    degree: int = 1
+    name: ClassVar[str] = "monomial"
+
+    def __post_init__(self):
+        _set(self, "degree", _check_int("degree", self.degree))
+
+    @property
+    def _zero_derivative(self) -> bool:  # type: ignore[override]
+        return self.degree == 0
+
+    @property
+    def homogeneous_degree(self) -> int:
+        return self.degree
+
+    def _fn(self, x):
+        return x**self.degree
+
+    def _deriv(self, x):
+        k = self.degree
+        return k * x ** (k - 1) if k else np.zeros_like(x)
+
+    def _unit(self, degree):
+        return monomial_hermite_coefficients(self.degree, degree)
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        k = self.degree
+        return Polynomial((0.0,) * k + (1.0,))._dual(xp, kxx, kxy, kyy, derivative)
+
+
+@_dataclass
+class Identity(_Homogeneous):
+    """Identity ``x``: ``Σ = kxy``, ``Σ̇ = 1``."""
+
+    name: ClassVar[str] = "identity"
+
+    @property
+    def homogeneous_degree(self) -> int:
+        return 1
+
+    def _fn(self, x):
+        return x * 1.0
+
+    def _deriv(self, x):
+        return np.ones_like(x)
+
+    def _unit(self, degree):
+        return monomial_hermite_coefficients(1, degree)
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        shape = _shape(kxx, kxy, kyy)
+        S = _broadcast_full(xp, kxy, shape, kxy)
+        return S, (_broadcast_full(xp, 1.0, shape, kxy) if derivative else None)
+
+
+@_dataclass
+class Hermite(Activation):
+    """Normalized Hermite polynomial ``h_degree = He_degree / sqrt(degree!)``.
+
+    Unlike neural-tangents (which assumes unit variances and returns
+    ``kxy**degree``) the dual is exact for any variances:
+    ``E[h_k(u) h_k(v)] = k! Σ_j kxy^j α^m β^m / (j! m!²)``, ``k = j + 2m``,
+    ``α = (kxx - 1)/2``, ``β = (kyy - 1)/2`` (Mehler's generating function).
+    """
+
+    degree: int = 1
+    name: ClassVar[str] = "hermite"
+
+    def __post_init__(self):
+        _set(self, "degree", _check_int("degree", self.degree))
+
+    @property
+    def homogeneous_degree(self) -> int | None:
+        return self.degree if self.degree <= 1 else None
+
+    def _fn(self, x):
+        return _h(self.degree, x)
+
+    def _deriv(self, x):
+        k = self.degree
+        return math.sqrt(k) * _h(k - 1, x) if k else np.zeros_like(x)
+
+    @staticmethod
+    def _coefs(k: int, r: np.ndarray, degree: int) -> np.ndarray:
+        # Multiplication theorem: He_k(r z) = Σ_j k!/(j!(k-2j)! 2^j) r^(k-2j)
+        # (r²-1)^j He_{k-2j}(z).
+        a = np.zeros((r.size, degree + 1))
+        for j in range(k // 2 + 1):
+            n = k - 2 * j
+            if n > degree:
+                continue
+            c = math.exp(
+                0.5 * math.lgamma(k + 1)
+                - math.lgamma(j + 1)
+                - 0.5 * math.lgamma(n + 1)
+                - j * math.log(2.0)
+            )
+            a[:, n] = c * np.power(r, n) * np.power(r * r - 1.0, j)
+        return a
+
+    def _hermite(self, r, degree):
+        k = self.degree
+        with np.errstate(over="ignore", invalid="ignore"):
+            a = self._coefs(k, r, degree)
+            b = math.sqrt(k) * self._coefs(k - 1, r, degree) if k else np.zeros_like(a)
+        return a, b
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        S = _series_dual(xp, kxx, kxy, kyy, _hermite_A(self.degree), self.degree)
+        Sd = None
+        if derivative:
+            k = self.degree
+            if k == 0:
+                Sd = xp.zeros_like(S)
+            else:
+                Sd = _series_dual(xp, kxx, kxy, kyy, _hermite_A(k - 1), k - 1)
+                Sd *= float(k)
+        return S, Sd
+
+
+def _h(k: int, x: np.ndarray) -> np.ndarray:
+    h_prev, h = np.ones_like(x), x * 1.0
+    if k == 0:
+        return h_prev
+    for n in range(1, k):
+        h_prev, h = h, (x * h - math.sqrt(n) * h_prev) / math.sqrt(n + 1)
+    return h
+
+
+def _hermite_A(k: int) -> Callable[[int, Any], Any]:
+    """``A_j(t) = E[h_k^{(j)}(u)] = sqrt(k!) ((t-1)/2)^m / m!`` for ``k - j = 2m``."""
+
+    def A(j: int, t: Any) -> Any:
+        if (k - j) % 2 or j > k:
+            return 0.0 * t
+        m = (k - j) // 2
+        c = math.exp(0.5 * math.lgamma(k + 1) - math.lgamma(m + 1))
+        return c * ((t - 1.0) * 0.5) ** m
+
+    return A
+
+
+# --------------------------------------------------------------------------- #
+# Smooth activations with closed-form duals
+# --------------------------------------------------------------------------- #
+@_dataclass
+class Erf(Activation):
+    """``a * erf(b * x) + c``.
+
+    ``Σ = (2a²/π) asin(2b² kxy / sqrt((1+2b²kxx)(1+2b²kyy))) + c²`` (Williams
+    1997), ``Σ̇ = (4a²b²/π) / sqrt(det(I + 2b²Λ))``.
+    """
+
+    a: float = 1.0
+    b: float = 1.0
+    c: float = 0.0
+    name: ClassVar[str] = "erf"
+
+    def __post_init__(self):
+        for f in ("a", "b", "c"):
+            _set(self, f, _check_float(f, getattr(self, f)))
+
+    def _fn(self, x):
+        return self.a * special.erf(self.b * x) + self.c
+
+    def _deriv(self, x):
+        return (2.0 * self.a * self.b / math.sqrt(_PI)) * np.exp(-((self.b * x) ** 2))
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        g = 2.0 * self.b * self.b
+        px = 1.0 / xp.sqrt(1.0 + g * xp.clip(kxx, 0.0, None))
+        py = 1.0 / xp.sqrt(1.0 + g * xp.clip(kyy, 0.0, None))
+        arg = kxy * (g * (px * py))
+        arg = _clip_unit(xp, arg)
+        Sd = None
+        if derivative:
+            # det(I + 2b²Λ) = 1 + 2b²(kxx + kyy) + 4b⁴(kxx kyy - kxy²) >= 1
+            det = kxy * kxy
+            det *= -1.0
+            det += kxx * kyy
+            det = xp.clip(det, 0.0, None)
+            det *= g * g
+            det += g * (kxx + kyy)
+            det += 1.0
+            det = _inplace(xp, "sqrt", det)
+            Sd = (2.0 * g * self.a * self.a / _PI) / det
+        S = _inplace(xp, "asin", arg)
+        S *= 2.0 * self.a * self.a / _PI
+        if self.c:
+            S += self.c * self.c
+        return S, Sd
+
+
+@_dataclass
+class Gelu(Activation):
+    """GELU ``x Φ(x)`` (exact erf form).
+
+    With ``a = kxx``, ``d = kyy``, ``c = kxy``, ``Δ = (1+a)(1+d) - c²``,
+    ``G = (2/π)/sqrt(Δ)``, ``E = (2/π) asin(c/sqrt((1+a)(1+d)))``
+    (derived with Stein's lemma, writing ``x Φ(x) = x/2 + x erf(x/√2)/2``)::
+
+        Σ = c/4 + (G (ad - c² + c²/(1+a) + c²/(1+d)) + c E) / 4
+        Σ̇ = (1 + E + cG/(1+a) + cG/(1+d) + cG/Δ) / 4
+    """
+
+    name: ClassVar[str] = "gelu"
+
+    def _fn(self, x):
+        return x * special.ndtr(x)
+
+    def _deriv(self, x):
+        return special.ndtr(x) + x * np.exp(-0.5 * x * x) * _INV_SQRT_2PI
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        a = xp.clip(kxx, 0.0, None)
+        d = xp.clip(kyy, 0.0, None)
+        ia, id_ = 1.0 / (1.0 + a), 1.0 / (1.0 + d)
+        c2 = kxy * kxy
+        D = kxx * kyy
+        D -= c2
+        D = xp.clip(D, 0.0, None)  # ad - c² >= 0 up to rounding
+        Delta = D + (1.0 + a + d)
+        G = _inplace(xp, "sqrt", Delta * 1.0)
+        G = (2.0 / _PI) / G
+        E = kxy * xp.sqrt(ia * id_)
+        E = _clip_unit(xp, E)
+        E = _inplace(xp, "asin", E)
+        E *= 2.0 / _PI
+        cG = kxy * G
+        Sd = None
+        if derivative:
+            Sd = cG * (ia + id_)
+            Sd += cG / Delta
+            Sd += E
+            Sd += 1.0
+            Sd *= 0.25
+        inner = c2 * (ia + id_)
+        inner += D
+        inner *= G
+        E *= kxy
+        inner += E
+        inner += kxy
+        inner *= 0.25
+        return inner, Sd
+
+
+def _sincos_dual(xp, kxx, kxy, kyy, amp2, b, c, sign):
+    """``amp2/2 [E₋ + sign cos(2c) E₊]``, ``E± = exp(-b²(kxx + kyy ± 2kxy)/2)``.
+
+    Written as ``amp2/2 E₋ [(1 + sign cos 2c) + sign cos(2c) expm1(-2b² kxy)]``
+    where ``|2b² kxy| < 1``, which avoids the cancellation of ``E₋ - E₊`` at
+    small variances (``sin`` at ``kxx = 1e-16``).
+    """
+    h = -0.5 * b * b
+    s = kxx + kyy
+    em = kxy * (-2.0)
+    em += s
+    em *= h
+    em = _inplace(xp, "exp", em)
+    c2 = sign * math.cos(2.0 * c)
+    base = 1.0 + c2  # 2 cos²c or 2 sin²c, exact for the usual c
+    base = 2.0 * (math.cos(c) ** 2 if sign > 0 else math.sin(c) ** 2)
+    if c2 == 0.0:
+        em *= 0.5 * amp2 * base
+        return em
+    t = kxy * (-2.0 * b * b)
+    small = xp.abs(t) < 1.0
+    near = xp.expm1(xp.where(small, t, 0.0))
+    near *= c2
+    near += base
+    near *= em
+    ep = kxy * 2.0
+    ep += s
+    ep *= h
+    ep = _inplace(xp, "exp", ep)
+    ep *= c2
+    ep += em
+    out = xp.where(small, near, ep)
+    out *= 0.5 * amp2
+    return out
+
+
+@_dataclass
+class Sin(Activation):
+    """``a * sin(b * x + c)``; ``Σ = a²/2 [E₋ - cos(2c) E₊]``.
+
+    ``E± = exp(-b²(kxx + kyy ± 2kxy)/2)`` are Gaussian characteristic
+    functions of ``u ± v``; ``Σ̇`` is the cosine formula times ``b²``.
+    """
+
+    a: float = 1.0
+    b: float = 1.0
+    c: float = 0.0
+    name: ClassVar[str] = "sin"
+
+    def __post_init__(self):
+        for f in ("a", "b", "c"):
+            _set(self, f, _check_float(f, getattr(self, f)))
+
+    def _fn(self, x):
+        return self.a * np.sin(self.b * x + self.c)
+
+    def _deriv(self, x):
+        return self.a * self.b * np.cos(self.b * x + self.c)
+
+    def _hermite(self, r, degree):
+        a = _trig_coefs(self.a, self.b, self.c, r, degree, cosine=False)
+        b = _trig_coefs(self.a * self.b, self.b, self.c, r, degree, cosine=True)
+        return a, b
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        a2 = self.a * self.a
+        S = _sincos_dual(xp, kxx, kxy, kyy, a2, self.b, self.c, -1.0)
+        Sd = None
+        if derivative:
+            Sd = _sincos_dual(
+                xp, kxx, kxy, kyy, a2 * self.b * self.b, self.b, self.c, 1.0
+            )
+        return S, Sd
+
+
+@_dataclass
+class Cos(Activation):
+    """``a * cos(b * x + c)``; ``Σ = a²/2 [E₋ + cos(2c) E₊]``."""
+
+    a: float = 1.0
+    b: float = 1.0
+    c: float = 0.0
+    name: ClassVar[str] = "cos"
+
+    def __post_init__(self):
+        for f in ("a", "b", "c"):
+            _set(self, f, _check_float(f, getattr(self, f)))
+
+    def _fn(self, x):
+        return self.a * np.cos(self.b * x + self.c)
+
+    def _deriv(self, x):
+        return -self.a * self.b * np.sin(self.b * x + self.c)
+
+    def _hermite(self, r, degree):
+        a = _trig_coefs(self.a, self.b, self.c, r, degree, cosine=True)
+        b = _trig_coefs(-self.a * self.b, self.b, self.c, r, degree, cosine=False)
+        return a, b
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        a2 = self.a * self.a
+        S = _sincos_dual(xp, kxx, kxy, kyy, a2, self.b, self.c, 1.0)
+        Sd = None
+        if derivative:
+            Sd = _sincos_dual(
+                xp, kxx, kxy, kyy, a2 * self.b * self.b, self.b, self.c, -1.0
+            )
+        return S, Sd
+
+
+def _trig_coefs(amp, b, c, r, degree, *, cosine):
+    """``E[amp sin(β z + c) h_n(z)] = amp e^{-β²/2} β^n/√n! sin(c + nπ/2)``.
+
+    (``β = b r``; same with cos.)  From ``E[e^{iβz} h_n] = e^{-β²/2} (iβ)^n/√n!``.
+    """
+    beta = b * r
+    n = np.arange(degree + 1)
+    phase = np.array(
+        [math.cos(c), -math.sin(c), -math.cos(c), math.sin(c)]
+        if cosine
+        else [math.sin(c), math.cos(c), -math.sin(c), -math.cos(c)]
+    )[n % 4]
+    return amp * phase * _gauss_power(beta, n, -0.5 * beta * beta)
+
+
+def _gauss_power(beta: np.ndarray, n: np.ndarray, log_pref: np.ndarray) -> np.ndarray:
+    """``exp(log_pref) β^n / sqrt(n!)`` in log space (``0^0 = 1``)."""
+    ab = np.abs(beta)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        logv = log_pref[:, None] + n * np.log(ab) - 0.5 * special.gammaln(n + 1.0)
+        logv = np.where((ab == 0) & (n == 0), log_pref[:, None], logv)
+        val = np.exp(logv)
+    sign = np.where((beta[:, None] < 0) & (n % 2 == 1), -1.0, 1.0)
+    return sign * val
+
+
+@_dataclass
+class Rbf(Activation):
+    """``sqrt(2) sin(sqrt(2 gamma) x + π/4)``: ``Σ = exp(-γ(kxx + kyy - 2kxy))``.
+
+    Random Fourier features of the Gaussian kernel (neural-tangents ``Rbf``);
+    ``Σ̇ = 2γ Σ``.
+    """
+
+    gamma: float = 1.0
+    name: ClassVar[str] = "rbf"
+
+    def __post_init__(self):
+        _set(self, "gamma", _check_float("gamma", self.gamma, positive=True))
+
+    @property
+    def _sin(self) -> Sin:
+        return Sin(math.sqrt(2.0), math.sqrt(2.0 * self.gamma), _PI / 4.0)
+
+    def _fn(self, x):
+        return self._sin._fn(x)
+
+    def _deriv(self, x):
+        return self._sin._deriv(x)
+
+    def _hermite(self, r, degree):
+        return self._sin._hermite(r, degree)
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        e = kxy * (-2.0)
+        e += kxx + kyy
+        e *= -self.gamma
+        S = _inplace(xp, "exp", e)
+        return S, (S * (2.0 * self.gamma) if derivative else None)
+
+
+@_dataclass
+class Exp(Activation):
+    """``a * exp(b * x)``: ``Σ = a² exp(b²(kxx + kyy + 2kxy)/2)``, ``Σ̇ = b² Σ``.
+
+    (Moment generating function of ``u + v``.)  Raises OverflowError where
+    the dual exceeds the float64 range.
+    """
+
+    a: float = 1.0
+    b: float = 1.0
+    name: ClassVar[str] = "exp"
+
+    def __post_init__(self):
+        for f in ("a", "b"):
+            _set(self, f, _check_float(f, getattr(self, f)))
+
+    def _fn(self, x):
+        return self.a * np.exp(self.b * x)
+
+    def _deriv(self, x):
+        return self.a * self.b * np.exp(self.b * x)
+
+    def _hermite(self, r, degree):
+        beta = self.b * r
+        n = np.arange(degree + 1)
+        a = self.a * _gauss_power(beta, n, 0.5 * beta * beta)
+        return a, self.b * a  # non-finite values raise OverflowError in hermite()
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        e = kxy * 2.0
+        e += kxx + kyy
+        e *= 0.5 * self.b * self.b
+        with np.errstate(over="ignore"):  # reported as OverflowError below
+            S = _inplace(xp, "exp", e)
+        S *= self.a * self.a
+        Sd = S * (self.b * self.b) if derivative else None
+        if not bool(xp.all(xp.isfinite(S if Sd is None else Sd))):
+            raise OverflowError(
+                f"The dual of {self!r} overflows float64: a² exp(b²(kxx + kyy + "
+                "2 kxy)/2) is too large for these variances."
+            )
+        return S, Sd
+
+
+@_dataclass
+class Gaussian(Activation):
+    """``a * exp(b * x**2)`` (neural-tangents' default ``exp(-x²)``).
+
+    ``Σ = a² / sqrt(det(I - 2bΛ))``, ``Σ̇ = 4a²b² kxy / det(I - 2bΛ)^{3/2}``.
+    For ``b > 0`` the expectation diverges unless ``1 - 2 b k > 0`` for both
+    variances (and the determinant is positive): a ValueError is raised.
+    """
+
+    a: float = 1.0
+    b: float = -1.0
+    name: ClassVar[str] = "gaussian"
+
+    def __post_init__(self):
+        for f in ("a", "b"):
+            _set(self, f, _check_float(f, getattr(self, f)))
+
+    def _fn(self, x):
+        return self.a * np.exp(self.b * x * x)
+
+    def _deriv(self, x):
+        return 2.0 * self.a * self.b * x * np.exp(self.b * x * x)
+
+    def _hermite(self, r, degree):
+        t = 1.0 - 2.0 * self.b * r * r
+        if np.any(t <= 0):
+            raise ValueError(
+                f"{self!r}: E[exp(2 b r² z²)] diverges for r >= 1/sqrt(2b) = "
+                f"{1 / math.sqrt(2 * self.b):g} (got r = {r.max():g})."
+            )
+        a_ext = np.zeros((r.size, degree + 2))
+        s2m1 = 2.0 * self.b * r * r / t  # s² - 1, with s² = 1/(1 - 2 b r²)
+        with np.errstate(divide="ignore"):
+            la = np.log(np.abs(s2m1))
+        for n in range(0, degree + 2, 2):
+            # a_n = a s (s²-1)^{n/2} (n-1)!!/sqrt(n!)
+            m = n // 2
+            logc = log_double_factorial(n - 1) - 0.5 * math.lgamma(n + 1)
+            with np.errstate(invalid="ignore", over="ignore"):
+                v = np.exp(-0.5 * np.log(t) + logc + (m * la if m else 0.0))
+            sign = np.where((s2m1 < 0) & (m % 2 == 1), -1.0, 1.0)
+            a_ext[:, n] = self.a * sign * v
+        return a_ext[:, : degree + 1], self._b_from_a(r, a_ext)
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        b = self.b
+        if b > 0:
+            bad = bool(xp.any(1.0 - 2.0 * b * kxx <= 0)) or bool(
+                xp.any(1.0 - 2.0 * b * kyy <= 0)
+            )
+        else:
+            bad = False
+        D = kxx * kyy
+        D -= kxy * kxy
+        D = xp.clip(D, 0.0, None)
+        D *= 4.0 * b * b
+        D -= (2.0 * b) * (kxx + kyy)
+        D += 1.0
+        if b > 0 and (bad or bool(xp.any(D <= 0))):
+            raise ValueError(
+                f"The dual of {self!r} diverges: E[exp(b u²)] needs 1 - 2 b k > 0, "
+                f"i.e. variances below {1 / (2 * b):g}."
+            )
+        r = _inplace(xp, "sqrt", D)
+        S = (self.a * self.a) / r
+        Sd = None
+        if derivative:
+            Sd = kxy * (4.0 * self.a * self.a * b * b)
+            Sd /= r * r * r
+        return S, Sd
+
+
+@_dataclass
+class Gabor(Activation):
+    """``exp(-x²) sin(x)``.
+
+    With ``M = 2I`` the Gaussian factor tilts ``Λ`` to ``C = Λ(I + 2Λ)^{-1}``,
+    ``det = det(I + 2Λ)``, and ``E[e^{-u²-v²} cos(t·(u,v))] =
+    det^{-1/2} exp(-tᵀCt/2)``; ``Σ`` follows from ``sin u sin v =
+    (cos(u-v) - cos(u+v))/2`` and ``Σ̇`` from ``σ'(x) = e^{-x²}(1 + 2∂_ω)
+    cos(ωx)|_{ω=1}``.
+    """
+
+    name: ClassVar[str] = "gabor"
+
+    def _fn(self, x):
+        return np.exp(-x * x) * np.sin(x)
+
+    def _deriv(self, x):
+        return np.exp(-x * x) * (np.cos(x) - 2.0 * x * np.sin(x))
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        D = xp.clip(kxx * kyy - kxy * kxy, 0.0, None)
+        det = 1.0 + 2.0 * (kxx + kyy) + 4.0 * D
+        C11 = (kxx + 2.0 * D) / det
+        C22 = (kyy + 2.0 * D) / det
+        C12 = kxy / det
+        pre = 0.5 / xp.sqrt(det)
+        Em = xp.exp(-0.5 * (C11 + C22 - 2.0 * C12))
+        Ep = xp.exp(-0.5 * (C11 + C22 + 2.0 * C12))
+        # Em - Ep = -Em expm1(-2 C12): no cancellation at tiny variances
+        S = -pre * Em * xp.expm1(-2.0 * C12)
+        Sd = None
+        if derivative:
+            Sd = 0.0
+            for s, E in ((-1.0, Em), (1.0, Ep)):
+                p1 = C11 + s * C12
+                p2 = C22 + s * C12
+                Sd = Sd + E * (1.0 - 2.0 * p1 - 2.0 * p2 + 4.0 * (p1 * p2 - s * C12))
+            Sd = pre * Sd
+        return S, Sd
+
+
+@_dataclass
+class ExpNormalized(Activation):
+    """Normalized Gaussian kernel (Shankar et al. 2020), defined by its dual.
+
+    ``Σ = sqrt(kxx kyy) exp(γ (ρ + shift))``, ``Σ̇ = γ exp(γ (ρ + shift))``,
+    as neural-tangents' ``ExpNormalized(gamma, shift)``; the default
+    ``shift = -1`` gives ``exp(γ (ρ - 1))``.  Hermite coefficients:
+    ``a_n(r) = r sqrt(e^{γ shift} γ^n / n!)``, ``b_n = sqrt(γ e^{γ shift} γ^n / n!)``.
+    There is no pointwise function.
+    """
+
+    gamma: float = 1.0
+    shift: float = -1.0
+    name: ClassVar[str] = "exp_normalized"
+
+    def __post_init__(self):
+        _set(self, "gamma", _check_float("gamma", self.gamma, positive=True))
+        _set(self, "shift", _check_float("shift", self.shift))
+
+    @property
+    def homogeneous_degree(self) -> int:
+        return 1
+
+    def dual_quadrature(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            "exp_normalized has no pointwise function: it is defined by its dual "
+            "kernel only, so it has no quadrature."
+        )
+
+    def _hermite(self, r, degree):
+        g = self.gamma
+        n = np.arange(degree + 1)
+        b = np.exp(0.5 * (g * self.shift + n * math.log(g) - special.gammaln(n + 1.0)))
+        b = np.broadcast_to(b, (r.size, degree + 1)).copy()
+        a = r[:, None] * b
+        return a, b * math.sqrt(g)
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        sx, sy, isx, isy = _norms(xp, kxx, kyy)
+        rho = _correlation(xp, kxx, kxy, kyy)
+        rho += self.shift
+        rho *= self.gamma
+        e = _inplace(xp, "exp", rho)
+        S = e * (sx * sy)
+        return S, (e * self.gamma if derivative else None)
+
+
+# --------------------------------------------------------------------------- #
+# Numerical activations (dual by bivariate Gauss-Hermite quadrature)
+# --------------------------------------------------------------------------- #
+class _Quadrature(Activation):
+    """Activation without a closed-form dual: Gauss-Hermite with ``n_nodes``.
+
+    Activations whose only kink is at 0 (``_kinks == (0.0,)``: elu, selu) use
+    a polar rule instead, see :func:`_dual_polar`.
+    """
+
+    def _check_nodes(self) -> None:
+        _set(self, "n_nodes", _check_int("n_nodes", self.n_nodes, minimum=1))
+
+    def __post_init__(self):
+        self._check_nodes()
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        if self._kinks == (0.0,):
+            return _dual_polar(self, kxx, kxy, kyy, derivative)
+        return self.dual_quadrature(kxx, kxy, kyy, derivative=derivative)
+
+
+def _dual_polar(act, kxx, kxy, kyy, derivative, n_angle=24, n_radius=12):
+    """Dual of an activation smooth except at 0, by a polar product rule.
+
+    With ``(z1, z2) = t (cos φ, sin φ)``: ``u = sx t cos φ`` and
+    ``v = sy t cos(φ - ψ)``, ``ρ = cos ψ``.  For fixed ``φ`` both are linear in
+    ``t`` with a fixed sign, so the integrand is smooth in ``t``; in ``φ`` the
+    kinks sit at ``φ = ±π/2`` and ``ψ ± π/2``, which become panel ends.
+    Gauss-Hermite instead converges only algebraically across the kinks
+    (about 1e-2 relative for ``Σ̇`` of selu at ``ρ = 1``).
+    """
+    xp, kxx, kxy, kyy = _prepare(kxx, kxy, kyy)
+    device = getattr(kxy, "device", None)
+    shape = _shape(kxx, kxy, kyy)
+    a, c, d = (
+        np.broadcast_to(np.asarray(to_numpy(k), dtype=np.float64), shape).ravel()
+        for k in (kxx, kxy, kyy)
+    )
+    sx = np.sqrt(np.maximum(a, 0.0))
+    sy = np.sqrt(np.maximum(d, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.where((sx > 0) & (sy > 0), c / (sx * sy), 0.0)
+    psi = np.arccos(np.clip(np.nan_to_num(rho), -1.0, 1.0))
+    xg, wg = gauss_legendre_rule(n_angle)
+    # radial panels of width 1 on [0, 12]: weight t exp(-t²/2) / (2π)
+    xt, wt = gauss_legendre_rule(n_radius)
+    t = (np.arange(12)[:, None] + 0.5 + 0.5 * xt).ravel()
+    wt = np.tile(0.5 * wt, 12) * t * np.exp(-0.5 * t * t) / (2.0 * _PI)
+    S = np.empty(a.size)
+    Sd = np.empty(a.size) if derivative else None
+    chunk = max(1, 1_000_000 // (5 * n_angle * t.size))
+    for s0 in range(0, a.size, chunk):
+        sl = slice(s0, s0 + chunk)
+        bp = np.stack(
+            [
+                np.zeros_like(psi[sl]),
+                np.full_like(psi[sl], 0.5 * _PI),
+                np.full_like(psi[sl], 1.5 * _PI),
+                np.mod(psi[sl] + 0.5 * _PI, 2 * _PI),
+                np.mod(psi[sl] + 1.5 * _PI, 2 * _PI),
+                np.full_like(psi[sl], 2 * _PI),
+            ],
+            axis=1,
+        )
+        bp.sort(axis=1)
+        half = 0.5 * (bp[:, 1:] - bp[:, :-1])
+        phi = (0.5 * (bp[:, 1:] + bp[:, :-1]))[:, :, None] + half[:, :, None] * xg
+        wphi = (half[:, :, None] * wg).reshape(len(half), -1)
+        phi = phi.reshape(len(half), -1)
+        cu = (sx[sl, None] * np.cos(phi))[:, :, None] * t
+        cv = (sy[sl, None] * np.cos(phi - psi[sl, None]))[:, :, None] * t
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            S[sl] = np.einsum("np,t,npt->n", wphi, wt, act._fn(cu) * act._fn(cv))
+            if derivative:
+                Sd[sl] = np.einsum(
+                    "np,t,npt->n", wphi, wt, act._deriv(cu) * act._deriv(cv)
+                )
+    S = asxp(S.reshape(shape), xp, device=device)
+    if derivative:
+        Sd = asxp(Sd.reshape(shape), xp, device=device)
+    return S, Sd
+
+
+@_dataclass
+class Tanh(_Quadrature):
+    """Hyperbolic tangent (quadrature dual)."""
+
+    n_nodes: int = _DEFAULT_NODES
+    name: ClassVar[str] = "tanh"
+
+    def _fn(self, x):
+        return np.tanh(x)
+
+    def _deriv(self, x):
+        c = np.cosh(np.clip(x, -350.0, 350.0))
+        return 1.0 / (c * c)
+
+
+@_dataclass
+class Sigmoid(_Quadrature):
+    """Logistic sigmoid ``1 / (1 + exp(-x))`` (quadrature dual)."""
+
+    n_nodes: int = _DEFAULT_NODES
+    name: ClassVar[str] = "sigmoid"
+
+    def _fn(self, x):
+        return special.expit(x)
+
+    def _deriv(self, x):
+        s = special.expit(x)
+        return s * (1.0 - s)
+
+
+@_dataclass
+class Softplus(_Quadrature):
+    """Softplus ``log(1 + exp(x))`` (quadrature dual)."""
+
+    n_nodes: int = _DEFAULT_NODES
+    name: ClassVar[str] = "softplus"
+
+    def _fn(self, x):
+        return np.logaddexp(0.0, x)
+
+    def _deriv(self, x):
+        return special.expit(x)
+
+
+@_dataclass
+class Silu(_Quadrature):
+    """SiLU / swish ``x * sigmoid(x)`` (quadrature dual)."""
+
+    n_nodes: int = _DEFAULT_NODES
+    name: ClassVar[str] = "silu"
+
+    def _fn(self, x):
+        return x * special.expit(x)
+
+    def _deriv(self, x):
+        s = special.expit(x)
+        return s * (1.0 + x * (1.0 - s))
+
+
+@_dataclass
+class Elu(_Quadrature):
+    """ELU ``x if x > 0 else alpha (exp(x) - 1)`` (quadrature dual)."""
+
+    alpha: float = 1.0
+    n_nodes: int = _DEFAULT_NODES
+    name: ClassVar[str] = "elu"
+    _kinks: ClassVar[tuple[float, ...]] = (0.0,)
+
+    def __post_init__(self):
+        _set(self, "alpha", _check_float("alpha", self.alpha))
+        self._check_nodes()
+
+    def _fn(self, x):
+        return np.where(x > 0, x, self.alpha * np.expm1(np.minimum(x, 0.0)))
+
+    def _deriv(self, x):
+        return np.where(x > 0, 1.0, self.alpha * np.exp(np.minimum(x, 0.0)))
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+@_dataclass
+class Selu(_Quadrature):
+    """SELU ``scale * elu(x, alpha)`` with the self-normalizing constants."""
+
+    n_nodes: int = _DEFAULT_NODES
+    name: ClassVar[str] = "selu"
+    _kinks: ClassVar[tuple[float, ...]] = (0.0,)
+
+    def _fn(self, x):
+        return _SELU_SCALE * np.where(
+            x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0.0))
+        )
+
+    def _deriv(self, x):
+        return _SELU_SCALE * np.where(
+            x > 0, 1.0, _SELU_ALPHA * np.exp(np.minimum(x, 0.0))
+        )
+
+
+@_dataclass
+class Mish(_Quadrature):
+    """Mish ``x * tanh(softplus(x))`` (quadrature dual)."""
+
+    n_nodes: int = _DEFAULT_NODES
+    name: ClassVar[str] = "mish"
+
+    def _fn(self, x):
+        return x * np.tanh(np.logaddexp(0.0, x))
+
+    def _deriv(self, x):
+        t = np.tanh(np.logaddexp(0.0, x))
+        return t + x * (1.0 - t * t) * special.expit(x)
+
+
+@_dataclass
+class Numerical(_Quadrature):
+    """Any callable activation, with quadrature dual and Hermite coefficients.
+
+    Parameters
+    ----------
+    fn : callable
+        Vectorized NumPy function of one variable.
+    derivative : callable, optional
+        Its derivative; default: central finite differences with step
+        ``eps^(1/3) max(1, |x|)`` (error about 1e-10 for smooth ``fn``).
+    n_nodes : int, default=120
+        Gauss-Hermite nodes per dimension for the dual.
+
+    Equality and hashing use the identity of ``fn`` and ``derivative``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntk.activations import Numerical
+    >>> act = Numerical(np.tanh, n_nodes=60)
+    >>> S, Sd = act.dual(1.0, 1.0, 1.0)
+    >>> round(float(S), 6)
+    0.394294
+    """
+
+    fn: Callable[[np.ndarray], np.ndarray] = None  # type: ignore[assignment]
+    derivative_fn: Callable[[np.ndarray], np.ndarray] | None = None
+    n_nodes: int = _DEFAULT_NODES
+    name: ClassVar[str] = "numerical"
+
+    def __init__(
+        self,
+        fn: Callable[[np.ndarray], np.ndarray],
+        derivative: Callable[[np.ndarray], np.ndarray] | None = None,
+        n_nodes: int = _DEFAULT_NODES,
+    ):
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, got {fn!r}.")
+        if derivative is not None and not callable(derivative):
+            raise TypeError(f"derivative must be callable or None, got {derivative!r}.")
+        _set(self, "fn", fn)
+        _set(self, "derivative_fn", derivative)
+        _set(self, "n_nodes", n_nodes)
+        self._check_nodes()
+
+    def __reduce__(self):
+        return (type(self), (self.fn, self.derivative_fn, self.n_nodes))
+
+    def _fn(self, x):
+        return np.asarray(self.fn(x), dtype=np.float64)
+
+    def _deriv(self, x):
+        if self.derivative_fn is not None:
+            return np.asarray(self.derivative_fn(x), dtype=np.float64)
+        h = np.finfo(np.float64).eps ** (1.0 / 3.0) * np.maximum(1.0, np.abs(x))
+        return (self._fn(x + h) - self._fn(x - h)) / ((x + h) - (x - h))
+
+
+# --------------------------------------------------------------------------- #
+# Registry
+# --------------------------------------------------------------------------- #
+_REGISTRY: dict[str, type[Activation]] = {
+    cls.name: cls
+    for cls in (
+        Relu,
+        LeakyRelu,
+        Abs,
+        Step,
+        Sign,
+        Erf,
+        Gelu,
+        Sin,
+        Cos,
+        Gaussian,
+        Exp,
+        ExpNormalized,
+        Rbf,
+        Gabor,
+        Monomial,
+        RectifiedMonomial,
+        Polynomial,
+        Hermite,
+        Identity,
+        Tanh,
+        Sigmoid,
+        Softplus,
+        Silu,
+        Elu,
+        Selu,
+        Mish,
+    )
+}
+_ALIASES = {"swish": "silu", "linear": "identity", "heaviside": "step"}
+
+
+def available() -> list[str]:
+    """Names accepted by :func:`get`: canonical names, then aliases.
+
+    Examples
+    --------
+    >>> from sklearn_ntk.activations import available
+    >>> available()[:3]
+    ['relu', 'leaky_relu', 'abs']
+    """
+    return [*_REGISTRY, *_ALIASES]
+
+
+def _init_params(cls: type) -> list[str]:
+    return [f.name for f in fields(cls) if f.init]
+
+
+def get(act: str | Activation | Callable[..., Any], **params: Any) -> Activation:
+    """Build an activation from a name, an instance or a callable.
+
+    Parameters
+    ----------
+    act : str, Activation or callable
+        A name from :func:`available` (case-insensitive, ``-`` as ``_``), an
+        :class:`Activation` (returned as is), or a callable (wrapped in
+        :class:`Numerical`).
+    **params
+        Parameters of the named activation (e.g. ``alpha`` for
+        ``leaky_relu``), or ``derivative``/``n_nodes`` for a callable.
+
+    Returns
+    -------
+    Activation
+
+    Raises
+    ------
+    ValueError
+        Unknown name or parameter, or parameters given with an instance.
+
+    Examples
+    --------
+    >>> from sklearn_ntk.activations import get
+    >>> get("leaky_relu", alpha=0.1)
+    LeakyRelu(alpha=0.1)
+    >>> get("swish")
+    Silu(n_nodes=120)
+    """
+    if isinstance(act, Activation):
+        if params:
+            raise ValueError(
+                f"Parameters {sorted(params)} cannot be given with an Activation "
+                f"instance ({act!r})."
+            )
+        return act
+    if isinstance(act, str):
+        key = act.strip().lower().replace("-", "_")
+        key = _ALIASES.get(key, key)
+        if key not in _REGISTRY:
+            raise ValueError(
+                f"Unknown activation {act!r}. Valid names: {', '.join(available())}."
+            )
+        cls = _REGISTRY[key]
+        allowed = _init_params(cls)
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"Unknown parameter(s) {unknown} for activation {key!r}; valid "
+                f"parameters: {allowed or 'none'}."
+            )
+        if (
+            cls is Polynomial
+            and "coef" in params
+            and not isinstance(params["coef"], str)
+        ):
+            try:
+                params["coef"] = tuple(params["coef"])
+            except TypeError:
+                pass
+        return cls(**params)
+    if callable(act):
+        unknown = sorted(set(params) - {"derivative", "n_nodes"})
+        if unknown:
+            raise ValueError(
+                f"Unknown parameter(s) {unknown} for a callable activation; valid "
+                "parameters: ['derivative', 'n_nodes']."
+            )
+        return Numerical(act, **params)
+    raise ValueError(
+        f"act must be a name, an Activation or a callable, got {act!r}. "
+        f"Valid names: {', '.join(available())}."
+    )
