@@ -429,11 +429,43 @@ class ConvSketch(LayerSketch):
 
 
 class PixelwiseSketch(LayerSketch):
-    """Runs a fully connected feature rule (``(N, D)`` rows) on every pixel."""
+    """Runs a fully connected feature rule (``(N, D)`` rows) on every pixel.
 
-    def __init__(self, inner: LayerSketch):
+    With ``normalize`` (for an activation's
+    :class:`~sklearn_ntk.layers.dense.ElementwiseSketch`), each pixel's output
+    features are rescaled to the norms that their sketches only have in
+    expectation: ``||phi'||^2 = sum_n a_n(r)^2 = Sigma(x, x)`` and
+    ``||psi'||^2 = ||psi||^2 sum_n b_n(r)^2`` (``r = ||phi||``, kept degrees
+    only).  Per-pixel variances are then exact given the layer's input, which
+    removes the heavy tail of the error that compounds over layers.
+    """
+
+    def __init__(self, inner: LayerSketch, normalize: bool = True):
         self.inner = inner
+        self.normalize = bool(normalize) and hasattr(inner, "_kept")
         self.dims_out = inner.dims_out
+
+    def _rescale(self, f: Features, out: Features) -> Features:
+        from .dense import folded_hermite
+
+        inner = self.inner
+        phi = np.asarray(f.phi)
+        r = np.sqrt(np.einsum("ij,ij->i", phi, phi, dtype=np.float64))
+        a, b = folded_hermite(inner.act, r, inner.degree, out.psi is not None)
+        kept = inner._kept
+
+        def scale_to(z: Any, target2: np.ndarray) -> Any:
+            now = np.einsum("ij,ij->i", z, z, dtype=np.float64)
+            fac = np.sqrt(target2 / np.where(now > 0, now, 1.0))
+            fac = np.where((now > 0) & np.isfinite(fac), fac, 1.0)
+            return z * fac.astype(z.dtype)[:, None]
+
+        phi_out = scale_to(out.phi, (a[:, kept] ** 2).sum(axis=1))
+        if out.psi is None:
+            return Features(phi_out)
+        psi = np.asarray(f.psi)
+        psi2 = np.einsum("ij,ij->i", psi, psi, dtype=np.float64)
+        return Features(phi_out, scale_to(out.psi, psi2 * (b[:, kept] ** 2).sum(axis=1)))
 
     def __call__(self, f: Features) -> Features:
         n, H, W = f.phi.shape[:3]
@@ -442,6 +474,8 @@ class PixelwiseSketch(LayerSketch):
             None if f.psi is None else f.psi.reshape(n * H * W, -1),
         )
         out = self.inner(flat)
+        if self.normalize:
+            out = self._rescale(flat, out)
         return Features(
             out.phi.reshape(n, H, W, -1),
             None if out.psi is None else out.psi.reshape(n, H, W, -1),

@@ -181,21 +181,24 @@ def _fold(c: np.ndarray, total_p: np.ndarray, total_m: np.ndarray) -> np.ndarray
     return c
 
 
-def split_degrees(weights: np.ndarray, budget: int, minimum: int = 4) -> np.ndarray:
-    """Split ``budget`` features across degrees ``n = 1..q``.
+def split_degrees(
+    weights: np.ndarray, budget: int, cost: np.ndarray | None = None, minimum: int = 4
+) -> np.ndarray:
+    """Split ``budget`` features across the parts of a feature map.
 
-    The variance of a degree-``n`` PolySketch with ``m`` features grows with
-    ``n`` and falls as ``1 / m``; minimizing ``sum_n w_n^2 Var_n / m_n`` under
-    ``sum m_n = budget`` gives ``m_n ~ w_n sqrt(c_n)``.  We take
-    ``c_n ~ n`` (measured for our PolySketch) and give every degree with
-    non-negligible weight at least ``minimum`` features.
+    Part ``k`` carries the share ``w_k`` of the kernel and, with ``m_k``
+    features, a variance ``~ w_k^2 c_k / m_k``.  Minimizing the sum under
+    ``sum m_k = budget`` gives ``m_k ~ w_k sqrt(c_k)``.  For the degree-``n``
+    PolySketch ``c_n ~ n`` (the default ``cost``: its variance relative to
+    ``rho^n`` grows with ``n``).  Every part with non-negligible weight gets
+    at least ``minimum`` features.
     """
     w = np.asarray(weights, dtype=np.float64)
-    n = np.arange(1, w.size + 1)
+    c = np.arange(1, w.size + 1, dtype=np.float64) if cost is None else np.asarray(cost)
     active = w > 1e-10 * max(w.max(initial=0.0), 1e-300)
     if budget <= 0 or not active.any():
         return np.zeros(w.size, dtype=int)
-    score = np.where(active, w * np.sqrt(n), 0.0)
+    score = np.where(active, w * np.sqrt(c), 0.0)
     n_active = int(active.sum())
     floor = min(minimum, budget // n_active)
     rest = budget - floor * n_active
@@ -208,26 +211,63 @@ def split_degrees(weights: np.ndarray, budget: int, minimum: int = 4) -> np.ndar
     return np.where(active, m + floor, 0)
 
 
+def _has_pointwise(act: Activation) -> bool:
+    try:
+        act(np.zeros(1))
+    except TypeError:  # defined by its dual alone (exp_normalized)
+        return False
+    return True
+
+
+# Relative tail mass above which the tail gets Monte-Carlo features.
+_TAIL_THRESHOLD = 1e-3
+# Variance factor of the Monte-Carlo tail, in the units of ``split_degrees``.
+_TAIL_COST = 2.0
+
+
 class ElementwiseSketch(LayerSketch):
     """Drawn feature rule of an :class:`Elementwise` layer.
 
-    Low degrees are kept exact when the input is narrow enough (degree 1 is
-    ``u`` itself, degree 2 the symmetric part of ``u (x) u``); the others are
-    PolySketched (or, on sparse input, TensorSketched in input-sparsity time).
-    ``sigma`` and ``sigma'`` share the same sketches ``S_n(u)``.
+    ``Phi_sigma(phi) = [a_0(r), a_1(r) S_1(u), ..., a_q(r) S_q(u), t(phi)]``:
+
+    * low degrees are exact when the input is narrow (degree 1 is ``u``
+      itself, degree 2 the symmetric part of ``u (x) u``); the others are
+      PolySketched (TensorSketched, in input-sparsity time, on sparse input);
+    * the tail ``sum_{n > q}`` is either covered without bias by Monte-Carlo
+      features ``t = [sigma(r z_j) - sum_{n<=q} a_n(r) h_n(z_j)] / sqrt(m_t)``
+      with ``z = u G`` Gaussian (Mehler: their expected inner product is the
+      tail exactly), or, when it is negligible or ``sigma`` has no pointwise
+      form, folded into the top even and odd degrees (exact at ``rho = +-1``).
+
+    ``sigma`` and ``sigma'`` share the sketches ``S_n(u)`` and ``z``.
     """
 
     def __init__(self, act: Activation, degree: int, dims: Dims, widths, random_state):
         rng = check_random_state(random_state)
         n_phi, n_psi = int(widths[0]), int(widths[1])
-        self.act, self.degree = act, int(degree)
+        self.act = act
         self.ntk = dims.psi is not None
         d = dims.phi
-        q = self.degree
+        r_ref = math.sqrt(max(dims.scale2, 1e-12)) * np.array([0.5, 1.0, 2.0])
 
         budget = n_phi - 1  # degree 0 is the exact constant feature a_0(r)
         self.exact1 = (not dims.sparse) and d <= budget // 4
-        self.exact2 = self.exact1 and q >= 2 and d * (d + 1) // 2 <= budget // 4
+        narrow2 = self.exact1 and d * (d + 1) // 2 <= budget // 4
+        # Measured (benchmarks/bench_fc.py): per feature, Monte-Carlo tail
+        # features beat PolySketches of degree >= 2 (>= 3 when degree 2 is
+        # exact), so with a samplable tail only the exact or JL-cheap low
+        # degrees are sketched.  Otherwise (sparse input, kernel-only
+        # activations, negligible tail) the expansion goes to ``degree`` and
+        # the tail is folded.
+        samplable = not dims.sparse and _has_pointwise(act)
+        self.degree = min(int(degree), 2 if narrow2 else 1) if samplable else int(degree)
+        weights, tail = self._weights(r_ref)
+        self.mc_tail = samplable and tail > _TAIL_THRESHOLD
+        if not self.mc_tail and self.degree != int(degree):
+            self.degree = int(degree)
+            weights, tail = self._weights(r_ref)
+        q = self.degree
+        self.exact2 = narrow2 and q >= 2
         if self.exact1:
             budget -= d
         if self.exact2:
@@ -235,25 +275,21 @@ class ElementwiseSketch(LayerSketch):
             self._iu = np.triu_indices(d)
             self._iu_w = np.where(self._iu[0] == self._iu[1], 1.0, math.sqrt(2.0))
 
-        weights = self._degree_weights(dims)
         first = 1 + self.exact1 + self.exact2
+        parts = np.append(weights[first - 1 :], tail if self.mc_tail else 0.0)
+        cost = np.append(np.arange(first, q + 1, dtype=np.float64), _TAIL_COST)
+        alloc = split_degrees(parts, budget, cost) if first <= q or self.mc_tail else parts * 0
         m = np.zeros(q, dtype=int)
-        if first <= q:
-            m[first - 1 :] = split_degrees(weights[first - 1 :], budget)
-        if m.sum() < budget:  # nothing to sketch: pad with zero columns
-            self._pad = budget - int(m.sum())
-        else:
-            self._pad = 0
-        self.m = m
-        # Degrees that carry no feature must not carry folded tail mass either.
+        m[first - 1 :] = alloc[:-1]
+        self.m, self.m_tail = m, int(alloc[-1])
+        self._pad = budget - int(m.sum()) - self.m_tail  # nothing to sketch: zeros
         self._kept = np.ones(q + 1, dtype=bool)
         self._kept[1:] = m > 0
         self._kept[1] |= self.exact1
         if q >= 2:
             self._kept[2] |= self.exact2
 
-        self.poly = None
-        self.sparse_sketches = None
+        self.poly = self.sparse_sketches = self.G = None
         if m.sum() > 0:
             if dims.sparse:
                 self.sparse_sketches = [
@@ -269,20 +305,53 @@ class ElementwiseSketch(LayerSketch):
             else:
                 top = int(np.nonzero(m)[0].max()) + 1
                 self.poly = PolySketch(d, top, [int(v) for v in m[:top]], rng)
-        self.tensor = self.psi_project = None
+        if self.m_tail > 0:
+            self.G = rng.standard_normal((d, self.m_tail))
+
+        self.tensor = self.psi_project = self.psi_first_stage = None
         self.psi_exact = False
         if self.ntk:
             self._init_ntk(dims, n_phi, n_psi, rng)
 
-        a, b = folded_hermite(act, np.array([math.sqrt(dims.scale2)]), q, self.ntk)
-        s2 = float((a[0, self._kept] ** 2).sum())
-        s2_ntk = float((b[0, self._kept] ** 2).sum()) * dims.scale2_ntk if self.ntk else 0.0
+        r1 = np.array([math.sqrt(dims.scale2)])
+        a, b = self._coefs(r1)
+        if self.mc_tail:  # the tail features make the norms exact in expectation
+            s2, s2_dot = (float(v[0]) if v is not None else 0.0
+                          for v in act.dual(r1**2, r1**2, r1**2, derivative=self.ntk))
+        else:
+            s2 = float((a[0, self._kept] ** 2).sum())
+            s2_dot = float((b[0, self._kept] ** 2).sum()) if self.ntk else 0.0
         self.dims_out = Dims(
             phi=n_phi,
             psi=n_psi if self.ntk else None,
             scale2=s2,
-            scale2_ntk=s2_ntk,
+            scale2_ntk=s2_dot * dims.scale2_ntk,
         )
+
+    def _coefs(self, r: np.ndarray):
+        if self.mc_tail:
+            a, b = self.act.hermite(r, self.degree)
+            return a, (b if self.ntk else None)
+        return folded_hermite(self.act, r, self.degree, self.ntk)
+
+    def _weights(self, r: np.ndarray) -> tuple[np.ndarray, float]:
+        """Share of the dual carried by each degree 1..q, and by the tail.
+
+        Maximum over a few typical scales, and over ``sigma`` and ``sigma'``
+        for the NTK, of the unfolded ``a_n(r)^2 / E[sigma(r z)^2]``.
+        """
+        a, b = self.act.hermite(r, self.degree)
+        r2 = r * r
+        tot_a, tot_b = self.act.dual(r2, r2, r2, derivative=self.ntk)
+        pairs = [(a, tot_a)] + ([(b, tot_b)] if self.ntk else [])
+        w = np.zeros(self.degree)
+        tail = 0.0
+        for c, tot in pairs:
+            tot = np.maximum(np.asarray(tot, dtype=np.float64), 1e-300)
+            share = (c * c) / tot[:, None]
+            w = np.maximum(w, share[:, 1:].max(axis=0))
+            tail = max(tail, float(np.clip(1.0 - share.sum(axis=1), 0.0, None).max()))
+        return w, tail
 
     def _init_ntk(self, dims: Dims, n_phi: int, n_psi: int, rng) -> None:
         """Draw the NTK part: ``psi' = [b_0(r) P psi ; T(psi (x) Phi'_{>=1})]``.
@@ -291,14 +360,15 @@ class ElementwiseSketch(LayerSketch):
         ``b_0(r) psi``, a rescaling that needs no tensor sketch.  It is kept
         exactly when ``psi`` is narrow (``P = I``) or projected by an SRHT
         (whose variance is well below a TensorSRHT's); only the degrees
-        ``n >= 1`` go through the TensorSRHT.  The budget is split in
-        proportion to the two parts' weight at the reference scale.
+        ``n >= 1`` (and the tail) go through the TensorSRHT.  The budget is
+        split in proportion to the two parts' weight at the reference scale.
         """
         d_psi = dims.psi
         r = math.sqrt(max(dims.scale2, 1e-12)) * np.array([0.5, 1.0, 2.0])
-        _, b = folded_hermite(self.act, r, self.degree, True)
+        a, b = self._coefs(r)
+        _, tot = self.act.dual(r * r, r * r, r * r)
         w0 = float((b[:, 0] ** 2).max())
-        w_rest = float((b[:, 1:] ** 2).sum(axis=1).max())
+        w_rest = float(np.maximum(np.asarray(tot) - b[:, 0] ** 2, 0.0).max())
         n_rest_in = n_phi - 1 - self._pad  # width of Phi'_{>=1}
         if w_rest <= 1e-12 * max(w0, 1e-300) or n_rest_in <= 0:
             n0 = n_psi
@@ -321,21 +391,9 @@ class ElementwiseSketch(LayerSketch):
             if dims.sparse:  # psi is the sparse input: count-sketch it first
                 self.psi_first_stage = CountSketch(d_psi, min(d_psi, n_phi), rng)
                 d_psi = min(d_psi, n_phi)
-            else:
-                self.psi_first_stage = None
             self.tensor = TensorSRHT(d_psi, n_rest_in, n_psi - n0, rng)
 
-    def _degree_weights(self, dims: Dims) -> np.ndarray:
-        """Share of the dual carried by each degree 1..q over typical scales."""
-        r = math.sqrt(max(dims.scale2, 1e-12)) * np.array([0.5, 1.0, 2.0])
-        a, b = folded_hermite(self.act, r, self.degree, self.ntk)
-        w = (a * a) / np.maximum((a * a).sum(axis=1, keepdims=True), 1e-300)
-        if self.ntk:
-            wb = (b * b) / np.maximum((b * b).sum(axis=1, keepdims=True), 1e-300)
-            w = np.maximum(w, wb)
-        return w.max(axis=0)[1:]
-
-    def _basis(self, phi: Any, xp: Any, u: Any) -> list[Any]:
+    def _basis(self, xp: Any, u: Any) -> list[Any]:
         """Sketches ``S_n(u)`` for n = 1..q (``None`` where a degree is dropped)."""
         q = self.degree
         out: list[Any] = [None] * q
@@ -355,10 +413,27 @@ class ElementwiseSketch(LayerSketch):
                     out[n - 1] = asxp(s(u), xp)
         return out
 
+    def _tails(self, xp: Any, u: Any, r: Any, a: Any, b: Any) -> tuple[Any, Any]:
+        """Monte-Carlo features of ``sigma`` (and ``sigma'``) minus degrees <= q."""
+        z = u @ asxp(self.G, xp, device=_device(u), dtype=u.dtype)
+        rz = r[:, None] * z
+        t = self.act(rz)
+        dt = self.act.derivative(rz) if self.ntk else None
+        h_prev, h = xp.ones_like(z), z
+        t = t - a[:, 0:1]
+        if dt is not None:
+            dt = dt - b[:, 0:1]
+        for n in range(1, self.degree + 1):
+            t = t - a[:, n : n + 1] * h
+            if dt is not None:
+                dt = dt - b[:, n : n + 1] * h
+            h_prev, h = h, (z * h - math.sqrt(n) * h_prev) / math.sqrt(n + 1)
+        scale = 1.0 / math.sqrt(self.m_tail)
+        return t * scale, (None if dt is None else dt * scale)
+
     def __call__(self, f: Features) -> Features:
         phi = f.phi
-        sparse = sp.issparse(phi)
-        if sparse:
+        if sp.issparse(phi):
             phi = phi.tocsr()
             xp = get_namespace(np.empty(0))[0]
             r_host = np.sqrt(np.asarray(phi.multiply(phi).sum(axis=1)).ravel())
@@ -372,23 +447,33 @@ class ElementwiseSketch(LayerSketch):
             r_host = to_numpy(r).astype(np.float64)
             safe = xp.where(r > 0, r, xp.ones_like(r))
             u = phi / safe[:, None]
-        a, b = folded_hermite(self.act, r_host, self.degree, self.ntk)
-        a = asxp(a[:, self._kept].astype(np.float64), xp, device=dev, dtype=dtype)
-        basis = self._basis(phi, xp, u)
-        kept_basis = [s for s in basis if s is not None]
+        a_full, b_full = self._coefs(r_host)
+        a = asxp(a_full[:, self._kept], xp, device=dev, dtype=dtype)
+        kept_basis = [s for s in self._basis(xp, u) if s is not None]
+        tail = dtail = None
+        if self.m_tail > 0:
+            tail, dtail = self._tails(
+                xp,
+                u,
+                asxp(r_host, xp, device=dev, dtype=dtype),
+                asxp(a_full, xp, device=dev, dtype=dtype),
+                None if b_full is None else asxp(b_full, xp, device=dev, dtype=dtype),
+            )
         n_rows = phi.shape[0]
 
-        def assemble(coef: Any) -> Any:
-            cols = [coef[:, 0:1]]
+        def assemble(coef: Any, tail_part: Any, constant: bool = True) -> Any:
+            cols = [coef[:, 0:1]] if constant else []
             cols += [coef[:, k + 1 : k + 2] * s for k, s in enumerate(kept_basis)]
-            if self._pad:
+            if tail_part is not None:
+                cols.append(tail_part)
+            if self._pad and constant:
                 cols.append(xp.zeros((n_rows, self._pad), dtype=dtype, device=dev))
             return xp.concat(cols, axis=1)
 
-        phi_out = assemble(a)
+        phi_out = assemble(a, tail)
         if not self.ntk:
             return Features(phi_out)
-        b = asxp(b[:, self._kept].astype(np.float64), xp, device=dev, dtype=dtype)
+        b = asxp(b_full[:, self._kept], xp, device=dev, dtype=dtype)
         parts = []
         if self.n0 > 0:
             psi0 = f.psi if self.psi_exact else self.psi_project(f.psi)
@@ -397,8 +482,7 @@ class ElementwiseSketch(LayerSketch):
             psi = f.psi
             if self.psi_first_stage is not None:
                 psi = asxp(self.psi_first_stage(psi), xp, device=dev, dtype=dtype)
-            rest = assemble(b)[:, 1 : 1 + sum(s.shape[1] for s in kept_basis)]
-            parts.append(self.tensor(psi, rest))
+            parts.append(self.tensor(psi, assemble(b, dtail, constant=False)))
         psi_out = parts[0] if len(parts) == 1 else xp.concat(parts, axis=1)
         return Features(phi_out, psi_out)
 
