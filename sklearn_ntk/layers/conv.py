@@ -434,38 +434,34 @@ class PixelwiseSketch(LayerSketch):
     With ``normalize`` (for an activation's
     :class:`~sklearn_ntk.layers.dense.ElementwiseSketch`), each pixel's output
     features are rescaled to the norms that their sketches only have in
-    expectation: ``||phi'||^2 = sum_n a_n(r)^2 = Sigma(x, x)`` and
-    ``||psi'||^2 = ||psi||^2 sum_n b_n(r)^2`` (``r = ||phi||``, kept degrees
-    only).  Per-pixel variances are then exact given the layer's input, which
+    expectation: ``||phi'||^2 = Sigma(x, x)`` and ``||psi'||^2 = ||psi||^2
+    Sigma_dot(x, x)``, the dual at ``K(x, x) = ||phi||^2``.  Per-pixel variances are then exact given the layer's input, which
     removes the heavy tail of the error that compounds over layers.
     """
 
     def __init__(self, inner: LayerSketch, normalize: bool = True):
         self.inner = inner
-        self.normalize = bool(normalize) and hasattr(inner, "_kept")
+        self.act = getattr(inner, "act", None)
+        self.normalize = bool(normalize) and self.act is not None
         self.dims_out = inner.dims_out
 
     def _rescale(self, f: Features, out: Features) -> Features:
-        from .dense import folded_hermite
-
-        inner = self.inner
         phi = np.asarray(f.phi)
-        r = np.sqrt(np.einsum("ij,ij->i", phi, phi, dtype=np.float64))
-        a, b = folded_hermite(inner.act, r, inner.degree, out.psi is not None)
-        kept = inner._kept
+        r2 = np.einsum("ij,ij->i", phi, phi, dtype=np.float64)
+        sig, sig_dot = self.act.dual(r2, r2, r2, derivative=out.psi is not None)
 
         def scale_to(z: Any, target2: np.ndarray) -> Any:
             now = np.einsum("ij,ij->i", z, z, dtype=np.float64)
-            fac = np.sqrt(target2 / np.where(now > 0, now, 1.0))
+            fac = np.sqrt(np.maximum(target2, 0.0) / np.where(now > 0, now, 1.0))
             fac = np.where((now > 0) & np.isfinite(fac), fac, 1.0)
             return z * fac.astype(z.dtype)[:, None]
 
-        phi_out = scale_to(out.phi, (a[:, kept] ** 2).sum(axis=1))
+        phi_out = scale_to(out.phi, np.asarray(sig, dtype=np.float64))
         if out.psi is None:
             return Features(phi_out)
         psi = np.asarray(f.psi)
         psi2 = np.einsum("ij,ij->i", psi, psi, dtype=np.float64)
-        return Features(phi_out, scale_to(out.psi, psi2 * (b[:, kept] ** 2).sum(axis=1)))
+        return Features(phi_out, scale_to(out.psi, psi2 * np.asarray(sig_dot, dtype=np.float64)))
 
     def __call__(self, f: Features) -> Features:
         n, H, W = f.phi.shape[:3]

@@ -417,8 +417,8 @@ class ElementwiseSketch(LayerSketch):
         """Monte-Carlo features of ``sigma`` (and ``sigma'``) minus degrees <= q."""
         z = u @ asxp(self.G, xp, device=_device(u), dtype=u.dtype)
         rz = r[:, None] * z
-        t = self.act(rz)
-        dt = self.act.derivative(rz) if self.ntk else None
+        t = xp.astype(self.act(rz), z.dtype)
+        dt = xp.astype(self.act.derivative(rz), z.dtype) if self.ntk else None
         h_prev, h = xp.ones_like(z), z
         t = t - a[:, 0:1]
         if dt is not None:

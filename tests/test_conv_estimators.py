@@ -1,0 +1,145 @@
+"""CNNGPSketch / CNTKSketch: accuracy against the exact kernels, sklearn API."""
+
+import pickle
+
+import numpy as np
+import pytest
+from conftest import act_from_case
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.linear_model import RidgeClassifier
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_ntk.conv_estimators import CNNGPSketch, CNTKSketch
+from sklearn_ntk.convolutional import cnngp_kernel, cntk_kernel
+
+SMALL = dict(n_components=64, n_channels=16, degree=4)
+
+
+def _rel_fro(Z, K):
+    return np.linalg.norm(Z @ Z.T - K) / np.linalg.norm(K)
+
+
+@pytest.mark.parametrize("name", ["relu", "exp_normalized"])
+def test_sketch_error_on_oracle(oracle, name):
+    """Relative Frobenius error <= 0.1 at n_components=4096 on every conv oracle case."""
+    n_checked = 0
+    for case, arr in oracle:
+        if case["kind"] not in ("conv_stack", "myrtle") or case["act"]["name"] != name:
+            continue
+        X = arr["X"]
+        kw = dict(
+            act=act_from_case(case["act"]),
+            architecture=case["kind"],
+            depth=case["depth"],
+            filter_size=case["filter_size"],
+            readout=case.get("readout", "global_avg"),
+            W_std=case["W_std"],
+            b_std=case["b_std"],
+            image_shape=X.shape[1:],
+            n_components=4096,
+            n_channels=256,
+            random_state=0,
+        )
+        flat = X.reshape(len(X), -1)
+        for kernel, cls in (("nngp", CNNGPSketch), ("ntk", CNTKSketch)):
+            err = _rel_fro(cls(**kw).fit_transform(flat), arr[kernel])
+            assert err <= 0.1, (case["key"], kernel, err)
+            n_checked += 1
+    assert n_checked == 14
+
+
+def _expected_failures(estimator):
+    return {}
+
+
+@parametrize_with_checks(
+    [CNNGPSketch(**SMALL), CNTKSketch(**SMALL), CNTKSketch(architecture="conv_stack", depth=1,
+                                                            readout="flatten", **SMALL)],
+    expected_failed_checks=_expected_failures,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def _images(n=12, seed=0):
+    return np.random.RandomState(seed).rand(n, 36)  # 6 x 6 x 1
+
+
+def test_float32_reproducible_batches_pickle():
+    X = _images()
+    est = CNTKSketch(random_state=3, **SMALL).fit(X)
+    Z = est.transform(X)
+    assert Z.shape == (12, 64) and Z.dtype == np.float64
+    np.testing.assert_array_equal(Z, clone(est).fit(X).transform(X))
+    np.testing.assert_allclose(est.set_params(batch_size=5).transform(X), Z, rtol=1e-12)
+    np.testing.assert_allclose(est.transform(X[[4, 0]]), Z[[4, 0]], rtol=1e-12)
+    Z32 = est.transform(X.astype(np.float32))
+    assert Z32.dtype == np.float32
+    np.testing.assert_allclose(Z32, Z, rtol=1e-3, atol=1e-4 * np.abs(Z).max())
+    again = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(again.transform(X), Z)
+    assert not np.allclose(CNTKSketch(random_state=4, **SMALL).fit_transform(X), Z)
+
+
+def test_image_shape_handling_and_errors():
+    X = np.random.RandomState(1).rand(5, 24)
+    est = CNNGPSketch(image_shape=(2, 4, 3), **SMALL).fit(X)
+    assert est.image_shape_ == (2, 4, 3)
+    assert CNNGPSketch(**SMALL).fit(X).image_shape_ == (1, 24, 1)
+    assert CNNGPSketch(**SMALL).fit(X[:, :16]).image_shape_ == (4, 4, 1)
+    assert CNNGPSketch(image_shape=(4, 6), **SMALL).fit(X).image_shape_ == (4, 6, 1)
+    with pytest.raises(ValueError, match="image_shape"):
+        CNNGPSketch(image_shape=(5, 5, 1)).fit(X)
+    with pytest.raises(ValueError, match="image_shape"):
+        CNNGPSketch(image_shape=(2, 0, 12)).fit(X)
+    with pytest.raises(ValueError, match="Myrtle depth"):
+        CNNGPSketch(depth=3).fit(X)
+    with pytest.raises(ValueError, match="architecture"):
+        CNNGPSketch(architecture="resnet").fit(X)
+    with pytest.raises(ValueError, match="features"):
+        est.transform(X[:, :20])
+
+
+@pytest.mark.parametrize("cls, exact", [(CNNGPSketch, cnngp_kernel), (CNTKSketch, cntk_kernel)])
+def test_matches_exact_on_digits(cls, exact):
+    X = load_digits().data[:40] / 16
+    kw = dict(architecture="conv_stack", depth=2, b_std=0.1)
+    Z = cls(n_components=2048, n_channels=64, random_state=0, **kw).fit_transform(X)
+    assert _rel_fro(Z, exact(X, **kw)) < 0.1
+
+
+def test_pipeline_and_grid_search():
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:150] / 16, y[:150]
+    pipe = make_pipeline(CNTKSketch(architecture="conv_stack", random_state=0, n_channels=16),
+                         RidgeClassifier(alpha=1e-3))
+    grid = GridSearchCV(
+        pipe,
+        {"cntksketch__depth": [1, 2], "cntksketch__n_components": [128, 256]},
+        cv=StratifiedKFold(3),
+    )
+    grid.fit(X, y)
+    assert grid.best_score_ > 0.8
+    assert set(grid.best_params_) == {"cntksketch__depth", "cntksketch__n_components"}
+    assert grid.predict(X[:5]).shape == (5,)
+
+
+@pytest.mark.slow
+def test_digits_cv_close_to_exact():
+    """Myrtle-5 CNTKSketch + ridge within 1 point of exact CNTK kernel ridge (5-fold CV)."""
+    X, y = load_digits(return_X_y=True)
+    X = X / 16
+    alpha = 1e-4
+    Z = CNTKSketch(n_components=4096, random_state=0).fit_transform(X)
+    K = cntk_kernel(X, n_jobs=-1)
+    acc_s, acc_e = [], []
+    for tr, te in StratifiedKFold(5, shuffle=True, random_state=0).split(X, y):
+        clf = RidgeClassifier(alpha=alpha, fit_intercept=False).fit(Z[tr], y[tr])
+        acc_s.append(np.mean(clf.predict(Z[te]) == y[te]))
+        T = np.where(y[tr, None] == np.arange(10), 1.0, -1.0)
+        coef = np.linalg.solve(K[np.ix_(tr, tr)] + alpha * np.eye(len(tr)), T)
+        acc_e.append(np.mean(np.argmax(K[np.ix_(te, tr)] @ coef, axis=1) == y[te]))
+    assert np.mean(acc_s) >= np.mean(acc_e) - 0.01
