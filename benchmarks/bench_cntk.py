@@ -29,10 +29,10 @@ from sklearn.linear_model import RidgeClassifier
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import best_time, machine_facts, threads  # noqa: E402
+from _common import best_time, machine_facts, threads
 
-from sklearn_ntk.conv_estimators import CNTKSketch  # noqa: E402
-from sklearn_ntk.convolutional import cntk_kernel  # noqa: E402
+from sklearn_ntk.conv_estimators import CNTKSketch
+from sklearn_ntk.convolutional import cntk_kernel
 
 ALPHA = 1e-4  # ridge, the same for the sketch and the exact kernel
 N_COMPONENTS = 4096
@@ -63,7 +63,9 @@ def digits(size):
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
     if size != 8:
-        X = zoom(X.reshape(-1, 8, 8), (1, size / 8, size / 8), order=1).reshape(len(X), -1)
+        X = zoom(X.reshape(-1, 8, 8), (1, size / 8, size / 8), order=1).reshape(
+            len(X), -1
+        )
     return X, y
 
 
@@ -76,7 +78,9 @@ def run_case(X, y, size, repeats):
 
     def sketch_fit():
         Z = sketch_model().set_params(image_shape=shape).fit_transform(X)
-        clf = RidgeClassifier(alpha=ALPHA, fit_intercept=False).fit(Z[idx_tr], y[idx_tr])
+        clf = RidgeClassifier(alpha=ALPHA, fit_intercept=False).fit(
+            Z[idx_tr], y[idx_tr]
+        )
         return Z, clf
 
     t_sketch = best_time(sketch_fit, repeats=repeats, warmup=False)
@@ -86,23 +90,29 @@ def run_case(X, y, size, repeats):
     t0 = time.perf_counter()
     K = cntk_kernel(X, image_shape=shape, n_jobs=2)
     t_kernel = time.perf_counter() - t0
-    pred = kernel_ridge_predict(K[np.ix_(idx_tr, idx_tr)], y[idx_tr], K[np.ix_(idx_te, idx_tr)])
+    pred = kernel_ridge_predict(
+        K[np.ix_(idx_tr, idx_tr)], y[idx_tr], K[np.ix_(idx_te, idx_tr)]
+    )
     t_exact = time.perf_counter() - t0
     acc_exact = float(np.mean(pred == y[idx_te]))
     err = float(np.linalg.norm(Z @ Z.T - K) / np.linalg.norm(K))
     n = len(y)
-    return dict(
-        size=size,
-        n=n,
-        t_sketch=t_sketch,
-        t_exact=t_exact,
-        t_kernel=t_kernel,
-        us_pair=t_kernel / (n * (n + 1) / 2) * 1e6,
-        nt_est=NT_MS_PER_PAIR.get(size, np.nan) * 1e-3 * n * (n + 1) / 2,
-        acc_sketch=acc_sketch,
-        acc_exact=acc_exact,
-        err=err,
-    ), K, Z
+    return (
+        dict(
+            size=size,
+            n=n,
+            t_sketch=t_sketch,
+            t_exact=t_exact,
+            t_kernel=t_kernel,
+            us_pair=t_kernel / (n * (n + 1) / 2) * 1e6,
+            nt_est=NT_MS_PER_PAIR.get(size, np.nan) * 1e-3 * n * (n + 1) / 2,
+            acc_sketch=acc_sketch,
+            acc_exact=acc_exact,
+            err=err,
+        ),
+        K,
+        Z,
+    )
 
 
 def cv_accuracy(K, Z, y):
@@ -129,28 +139,37 @@ def main():
     with threads(2):
         for size, n in cases:
             X, y = digits(size)
-            sel = np.sort(rng.permutation(len(y))[:n]) if n < len(y) else np.arange(len(y))
+            sel = (
+                np.sort(rng.permutation(len(y))[:n])
+                if n < len(y)
+                else np.arange(len(y))
+            )
             repeats = 3 if n <= 900 else 1
             row, K, Z = run_case(X[sel], y[sel], size, repeats)
             rows.append(row)
             print(
-                f"{size}x{size} n={n}: sketch {row['t_sketch']:.2f}s acc {row['acc_sketch']:.4f} | "
+                f"{size}x{size} n={n}: "
+                f"sketch {row['t_sketch']:.2f}s acc {row['acc_sketch']:.4f} | "
                 f"exact {row['t_exact']:.1f}s acc {row['acc_exact']:.4f} | "
                 f"ratio {row['t_exact'] / row['t_sketch']:.1f} | err {row['err']:.3f}",
                 flush=True,
             )
             if size == 8 and n == len(y):
                 cv = cv_accuracy(K, Z, y[sel])
-                print(f"5-fold CV, all digits: sketch {cv[0]:.4f}, exact {cv[1]:.4f}", flush=True)
+                print(
+                    f"5-fold CV, all digits: sketch {cv[0]:.4f}, exact {cv[1]:.4f}",
+                    flush=True,
+                )
 
     lines = [
         "# CNTKSketch vs exact CNTK (Myrtle-5, relu) on digits",
         "",
         machine_facts(),
         "",
-        f"Sketch: `CNTKSketch(architecture='myrtle', depth=5, n_components={N_COMPONENTS}, "
-        f"n_channels={N_CHANNELS}, degree=8)` + `RidgeClassifier(alpha={ALPHA}, "
-        "fit_intercept=False)`.  Exact: `cntk_kernel(..., n_jobs=2)` + kernel ridge with "
+        "Sketch: `CNTKSketch(architecture='myrtle', depth=5, "
+        f"n_components={N_COMPONENTS}, n_channels={N_CHANNELS}, degree=8)` + "
+        f"`RidgeClassifier(alpha={ALPHA}, fit_intercept=False)`.  "
+        "Exact: `cntk_kernel(..., n_jobs=2)` + kernel ridge with "
         "the same alpha and targets.  Pixels scaled to [0, 1]; 16 x 16 images are the "
         "digits upsampled bilinearly.  Times include computing the features (or the "
         "full n x n kernel) and fitting on a stratified 80 % split; accuracy is on the "
@@ -160,21 +179,23 @@ def main():
         "8 ms at 16 x 16) times n(n+1)/2 pairs.",
         "",
         "| image | n | sketch + ridge (s) | exact + kernel ridge (s) | speed-up | "
-        "exact us / pair | NT est. (s) | acc. sketch | acc. exact | rel. Frobenius err. |",
+        "exact us / pair | NT est. (s) | acc. sketch | acc. exact | "
+        "rel. Frobenius err. |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['size']}x{r['size']} | {r['n']} | {r['t_sketch']:.2f} | {r['t_exact']:.1f} | "
-            f"{r['t_exact'] / r['t_sketch']:.1f}x | {r['us_pair']:.0f} | {r['nt_est']:.0f} | "
+            f"| {r['size']}x{r['size']} | {r['n']} | {r['t_sketch']:.2f} | "
+            f"{r['t_exact']:.1f} | {r['t_exact'] / r['t_sketch']:.1f}x | "
+            f"{r['us_pair']:.0f} | {r['nt_est']:.0f} | "
             f"{r['acc_sketch']:.4f} | {r['acc_exact']:.4f} | {r['err']:.3f} |"
         )
     if cv is not None:
         lines += [
             "",
             f"5-fold stratified CV on all 1797 digits: sketch + ridge {cv[0]:.4f}, "
-            f"exact CNTK kernel ridge {cv[1]:.4f} (difference {100 * (cv[1] - cv[0]):+.2f} "
-            "points).",
+            f"exact CNTK kernel ridge {cv[1]:.4f} "
+            f"(difference {100 * (cv[1] - cv[0]):+.2f} points).",
         ]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")

@@ -1034,6 +1034,37 @@ class Erf(Activation):
     def _deriv(self, x):
         return (2.0 * self.a * self.b / math.sqrt(_PI)) * np.exp(-((self.b * x) ** 2))
 
+    def _hermite(self, r, degree):
+        # Closed form.  With s = b r and g(z) = exp(-s^2 z^2), Gaussian
+        # integration by parts gives E[erf(s z) He_n] = (2s/sqrt(pi)) E[g He_{n-1}],
+        # and E[g He_2j] = c (-gamma)^j (2j)!/j! with c = (1 + 2 s^2)^(-1/2),
+        # gamma = s^2 / (1 + 2 s^2) (generating function of He_n).
+        s = np.abs(self.b) * r
+        beta = s * s
+        log_c = -0.5 * np.log1p(2.0 * beta)
+        with np.errstate(divide="ignore"):
+            log_gamma = np.log(beta) - np.log1p(2.0 * beta)
+        n = np.arange(degree + 1)
+        j = n // 2
+        # log of (2j)!/j! for the even-index moments E[g He_2j].
+        log_ratio = special.gammaln(2 * j + 1) - special.gammaln(j + 1)
+        with np.errstate(invalid="ignore"):
+            log_pow = np.where(j[None, :] > 0, j[None, :] * log_gamma[:, None], 0.0)
+        lnf = 0.5 * special.gammaln(n + 1)
+        # moment[:, n] = E[g He_{2 floor(n/2)}] / sqrt(n!), in log space so
+        # that any degree stays finite; odd n -> a_n, even n -> b_n.
+        moment = np.exp(log_c[:, None] + log_pow + (log_ratio - lnf)[None, :]) * np.where(
+            j % 2 == 1, -1.0, 1.0
+        )
+        sign_b = 1.0 if self.b >= 0 else -1.0
+        a = np.zeros((r.size, degree + 1))
+        b = np.zeros((r.size, degree + 1))
+        odd, even = n % 2 == 1, n % 2 == 0
+        a[:, odd] = (self.a * sign_b * 2.0 / math.sqrt(_PI)) * s[:, None] * moment[:, odd]
+        a[:, 0] = self.c
+        b[:, even] = (2.0 * self.a * self.b / math.sqrt(_PI)) * moment[:, even]
+        return a, b
+
     def _dual(self, xp, kxx, kxy, kyy, derivative):
         g = 2.0 * self.b * self.b
         px = 1.0 / xp.sqrt(1.0 + g * xp.clip(kxx, 0.0, None))

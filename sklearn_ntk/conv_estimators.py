@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import _fit_context
@@ -32,13 +32,15 @@ from .estimators import _BaseNeuralSketch
 
 __all__ = ["CNNGPSketch", "CNTKSketch"]
 
+_SQRT2 = math.sqrt(2.0)
+
 
 class _BaseConvSketch(_BaseNeuralSketch):
     """Machinery shared by :class:`CNNGPSketch` and :class:`CNTKSketch`."""
 
     _ntk = False
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         "act": [StrOptions(set(available())), Activation, callable],
         "architecture": [StrOptions({"myrtle", "conv_stack"})],
         "depth": [Interval(Integral, 0, None, closed="left")],
@@ -65,7 +67,7 @@ class _BaseConvSketch(_BaseNeuralSketch):
         n_components=1024,
         n_channels=128,
         degree=8,
-        W_std=math.sqrt(2.0),
+        W_std=_SQRT2,
         b_std=0.0,
         batch_size=None,
         random_state=None,

@@ -32,7 +32,7 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 from .activations import Activation, get
-from .layers.base import Dims, KernelState
+from .layers.base import KernelState
 from .layers.conv import (
     AvgPool,
     AvgPoolSketch,
@@ -50,8 +50,8 @@ from .networks import DenseInput, Network, NetworkSketch
 from .sketches import SRHT
 
 __all__ = [
-    "ConvNetwork",
     "MYRTLE_DEPTHS",
+    "ConvNetwork",
     "cnngp_kernel",
     "cntk_kernel",
     "conv_stack",
@@ -84,7 +84,9 @@ def infer_image_shape(n_features: int) -> tuple[int, int, int]:
     return (1, int(n_features), 1)
 
 
-def check_image_shape(image_shape: Any, n_features: int | None = None) -> tuple[int, int, int]:
+def check_image_shape(
+    image_shape: Any, n_features: int | None = None
+) -> tuple[int, int, int]:
     """Validate ``image_shape`` (``(H, W, C)``, or ``(H, W)`` for ``C = 1``)."""
     if image_shape is None:
         if n_features is None:
@@ -171,7 +173,9 @@ class ConvNetwork:
 
     # -- exact rule ----------------------------------------------------------
 
-    def self_states(self, X4: np.ndarray, ntk: bool = False) -> tuple[list, KernelState]:
+    def self_states(
+        self, X4: np.ndarray, ntk: bool = False
+    ) -> tuple[list, KernelState]:
         """Pixel variances before each activation, and the output ``K(x, x)``.
 
         Returns the list of ``(H_l, W_l, n)`` diagonals ``K(x, x)[i, i]`` that
@@ -225,7 +229,10 @@ class ConvNetwork:
                 if diagonal:
                     kxx, kyy = dx.reshape(H, W, n, 1), dy.reshape(H, W, 1, m)
                 else:
-                    kxx, kyy = dx.reshape(H, W, 1, 1, n, 1), dy.reshape(1, 1, H, W, 1, m)
+                    kxx, kyy = (
+                        dx.reshape(H, W, 1, 1, n, 1),
+                        dy.reshape(1, 1, H, W, 1, m),
+                    )
                 k = layer.kernel(KernelState(nngp=k.nngp, kxx=kxx, kyy=kyy, ntk=k.ntk))
             elif isinstance(layer, _SPATIAL):
                 k = layer.kernel(k, diagonal)
@@ -300,17 +307,20 @@ class ConvNetwork:
         resize = SRHT(width, n_components, rng) if width > n_components else None
         return NetworkSketch(self.input, sketches, ntk, n_components, resize)
 
-    def _final_widths(self, n_components: int, ntk: bool, n_channels: int) -> tuple[int, int]:
+    def _final_widths(
+        self, n_components: int, ntk: bool, n_channels: int
+    ) -> tuple[int, int]:
         """Per-pixel ``(phi, psi)`` widths of the last activation."""
         dense = [la for la in self.layers if isinstance(la, Dense)]
         bias = int(bool(dense) and dense[-1].b_std != 0)
-        budget = max(n_components - bias, 2)
+        # Tiny budgets get a few features more; the output SRHT trims them.
+        budget = max(n_components - bias, 8)
         if any(isinstance(la, Flatten) for la in self.layers):
             H, W, _ = self.input.image_shape
             for la in self.layers:
                 if isinstance(la, AvgPool):
                     H, W = la.output_shape(H, W)
-            budget = max(int(n_channels), -(-budget // (H * W)), 2)
+            budget = max(int(n_channels), -(-budget // (H * W)), 8)
         if not ntk:
             return budget, 0
         k_out, theta_out = self.reference_scales(ntk=True)
@@ -467,7 +477,9 @@ def exact_conv_kernel(
 
     def diagonals(Z: np.ndarray) -> list:
         step = max(b * b, 1)
-        parts = [network.self_states(Z[s : s + step])[0] for s in range(0, Z.shape[0], step)]
+        parts = [
+            network.self_states(Z[s : s + step])[0] for s in range(0, Z.shape[0], step)
+        ]
         return [np.concatenate(ds, axis=-1) for ds in zip(*parts)] if parts else []
 
     diags_x = diagonals(X4)
@@ -527,8 +539,21 @@ _kernel_params = {
 }
 
 
-def _conv_kernel(X, Y, ntk, act, architecture, depth, filter_size, readout, W_std,
-                 b_std, image_shape, n_jobs, verbose):
+def _conv_kernel(
+    X,
+    Y,
+    ntk,
+    act,
+    architecture,
+    depth,
+    filter_size,
+    readout,
+    W_std,
+    b_std,
+    image_shape,
+    n_jobs,
+    verbose,
+):
     X4 = as_images(X, image_shape)
     Y4 = None if Y is None else as_images(Y, X4.shape[1:])
     net = build_network(
@@ -596,8 +621,21 @@ def cnngp_kernel(
     n_jobs: int | None = None,
     verbose: int = 0,
 ) -> np.ndarray:
-    return _conv_kernel(X, Y, False, act, architecture, depth, filter_size, readout,
-                        W_std, b_std, image_shape, n_jobs, verbose)
+    return _conv_kernel(
+        X,
+        Y,
+        False,
+        act,
+        architecture,
+        depth,
+        filter_size,
+        readout,
+        W_std,
+        b_std,
+        image_shape,
+        n_jobs,
+        verbose,
+    )
 
 
 @validate_params(_kernel_params, prefer_skip_nested_validation=True)
@@ -616,8 +654,21 @@ def cntk_kernel(
     n_jobs: int | None = None,
     verbose: int = 0,
 ) -> np.ndarray:
-    return _conv_kernel(X, Y, True, act, architecture, depth, filter_size, readout,
-                        W_std, b_std, image_shape, n_jobs, verbose)
+    return _conv_kernel(
+        X,
+        Y,
+        True,
+        act,
+        architecture,
+        depth,
+        filter_size,
+        readout,
+        W_std,
+        b_std,
+        image_shape,
+        n_jobs,
+        verbose,
+    )
 
 
 cnngp_kernel.__doc__ = (
@@ -644,7 +695,7 @@ cnngp_kernel.__doc__ = (
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_ntk import cnngp_kernel
+    >>> from sklearn_ntk.convolutional import cnngp_kernel
     >>> X = np.random.RandomState(0).randn(3, 8, 8, 1)
     >>> K = cnngp_kernel(X, architecture="myrtle", depth=5)
     >>> K.shape
@@ -677,7 +728,7 @@ cntk_kernel.__doc__ = (
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_ntk import cntk_kernel
+    >>> from sklearn_ntk.convolutional import cntk_kernel
     >>> X = np.random.RandomState(0).randn(3, 64)   # read as 8 x 8 x 1 images
     >>> cntk_kernel(X, architecture="conv_stack", depth=2).shape
     (3, 3)

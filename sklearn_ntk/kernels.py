@@ -75,13 +75,15 @@ def exact_kernel(
     sparse = sp.issparse(X)
     xp = np if sparse else get_namespace(X)[0]
     out = None
-    blocks = list(gen_batches(n, _block_rows(m)))
+    n_threads = _n_threads(n_jobs, n)
+    # Enough blocks to keep every thread busy, each within working_memory.
+    rows = min(_block_rows(m), max(1, -(-n // (2 * n_threads)) if n_threads > 1 else n))
+    blocks = list(gen_batches(n, rows))
 
     def run(rows: slice) -> Any:
         k = network.kernel(X[rows], Y, ntk=ntk, diag_offset=rows.start if same else None)
         return k.ntk if ntk else k.nngp
 
-    n_threads = _n_threads(n_jobs, len(blocks))
     if len(blocks) == 1:
         return run(blocks[0])
     with ThreadPoolExecutor(max_workers=n_threads) as pool:

@@ -24,7 +24,7 @@ def _rel_fro(Z, K):
 
 @pytest.mark.parametrize("name", ["relu", "exp_normalized"])
 def test_sketch_error_on_oracle(oracle, name):
-    """Relative Frobenius error <= 0.1 at n_components=4096 on every conv oracle case."""
+    """Relative Frobenius error <= 0.1 at n_components=4096, every conv oracle case."""
     n_checked = 0
     for case, arr in oracle:
         if case["kind"] not in ("conv_stack", "myrtle") or case["act"]["name"] != name:
@@ -56,8 +56,11 @@ def _expected_failures(estimator):
 
 
 @parametrize_with_checks(
-    [CNNGPSketch(**SMALL), CNTKSketch(**SMALL), CNTKSketch(architecture="conv_stack", depth=1,
-                                                            readout="flatten", **SMALL)],
+    [
+        CNNGPSketch(**SMALL),
+        CNTKSketch(**SMALL),
+        CNTKSketch(architecture="conv_stack", depth=1, readout="flatten", **SMALL),
+    ],
     expected_failed_checks=_expected_failures,
 )
 def test_sklearn_compatible(estimator, check):
@@ -103,7 +106,9 @@ def test_image_shape_handling_and_errors():
         est.transform(X[:, :20])
 
 
-@pytest.mark.parametrize("cls, exact", [(CNNGPSketch, cnngp_kernel), (CNTKSketch, cntk_kernel)])
+@pytest.mark.parametrize(
+    "cls, exact", [(CNNGPSketch, cnngp_kernel), (CNTKSketch, cntk_kernel)]
+)
 def test_matches_exact_on_digits(cls, exact):
     X = load_digits().data[:40] / 16
     kw = dict(architecture="conv_stack", depth=2, b_std=0.1)
@@ -114,8 +119,10 @@ def test_matches_exact_on_digits(cls, exact):
 def test_pipeline_and_grid_search():
     X, y = load_digits(return_X_y=True)
     X, y = X[:150] / 16, y[:150]
-    pipe = make_pipeline(CNTKSketch(architecture="conv_stack", random_state=0, n_channels=16),
-                         RidgeClassifier(alpha=1e-3))
+    pipe = make_pipeline(
+        CNTKSketch(architecture="conv_stack", random_state=0, n_channels=16),
+        RidgeClassifier(alpha=1e-3),
+    )
     grid = GridSearchCV(
         pipe,
         {"cntksketch__depth": [1, 2], "cntksketch__n_components": [128, 256]},
@@ -129,7 +136,7 @@ def test_pipeline_and_grid_search():
 
 @pytest.mark.slow
 def test_digits_cv_close_to_exact():
-    """Myrtle-5 CNTKSketch + ridge within 1 point of exact CNTK kernel ridge (5-fold CV)."""
+    """Myrtle-5 CNTKSketch + ridge within 1 point of exact kernel ridge (5-fold CV)."""
     X, y = load_digits(return_X_y=True)
     X = X / 16
     alpha = 1e-4

@@ -69,7 +69,9 @@ def _naive_conv_sum(K, k):
 def test_conv_sum_against_loops(k):
     rng = np.random.RandomState(k)
     K = rng.randn(3, 4, 3, 4, 2)
-    np.testing.assert_allclose(_conv_sum(K, k, False), _naive_conv_sum(K, k), atol=1e-12)
+    np.testing.assert_allclose(
+        _conv_sum(K, k, False), _naive_conv_sum(K, k), atol=1e-12
+    )
     diag = np.einsum("ijij...->ij...", K)
     np.testing.assert_allclose(
         _conv_sum(np.ascontiguousarray(diag), k, True),
@@ -85,6 +87,10 @@ def _relu_dual(kxx, kxy, kyy):
     return r * (np.sin(t) + (np.pi - t) * rho) / (2 * np.pi), (np.pi - t) / (2 * np.pi)
 
 
+def _mean_diag(M):
+    return np.diag(M).mean()
+
+
 def _brute_force(X, Y, W_std, b_std, readout):
     """One Conv(3x3) + relu + readout + Dense, pixel pair by pixel pair."""
     n, H, Wd, C = X.shape
@@ -98,7 +104,12 @@ def _brute_force(X, Y, W_std, b_std, readout):
                 s = 0.0
                 for da in (-1, 0, 1):
                     for db in (-1, 0, 1):
-                        if 0 <= a + da < H and 0 <= b + db < Wd and 0 <= c + da < H and 0 <= d + db < Wd:
+                        if (
+                            0 <= a + da < H
+                            and 0 <= b + db < Wd
+                            and 0 <= c + da < H
+                            and 0 <= d + db < Wd
+                        ):
                             s += A[a + da, b + db] @ B[c + da, d + db] / C
                 G[i, j] = W_std**2 / 9 * s + b_std**2
         return G
@@ -111,8 +122,7 @@ def _brute_force(X, Y, W_std, b_std, readout):
             S, Sd = _relu_dual(kx[:, None], K1, ky[None, :])
             K2 = W_std**2 * S + b_std**2
             T2 = W_std**2 * Sd * K1  # Theta of the activation, through Dense
-            idx = np.arange(P)
-            red = (lambda M: M[idx, idx].mean()) if readout == "flatten" else np.mean
+            red = _mean_diag if readout == "flatten" else np.mean
             out_k[p, q] = K2_r = red(K2 - b_std**2) + b_std**2
             out_t[p, q] = red(T2) + K2_r
     return out_k, out_t
@@ -122,7 +132,14 @@ def _brute_force(X, Y, W_std, b_std, readout):
 def test_one_layer_brute_force(readout):
     rng = np.random.RandomState(0)
     X, Y = rng.randn(2, 3, 4, 2), rng.randn(3, 3, 4, 2)
-    kw = dict(act="relu", architecture="conv_stack", depth=1, readout=readout, W_std=1.3, b_std=0.2)
+    kw = dict(
+        act="relu",
+        architecture="conv_stack",
+        depth=1,
+        readout=readout,
+        W_std=1.3,
+        b_std=0.2,
+    )
     ref_k, ref_t = _brute_force(X, Y, 1.3, 0.2, readout)
     np.testing.assert_allclose(cnngp_kernel(X, Y, **kw), ref_k, rtol=1e-10)
     np.testing.assert_allclose(cntk_kernel(X, Y, **kw), ref_t, rtol=1e-10)
@@ -134,7 +151,9 @@ def test_depth_zero_is_linear():
     xm = X.mean(axis=(1, 2))
     K = cnngp_kernel(X, architecture="conv_stack", depth=0, W_std=2.0, b_std=0.5)
     np.testing.assert_allclose(K, 4.0 * xm @ xm.T / 2 + 0.25, rtol=1e-12)
-    Kf = cntk_kernel(X, architecture="conv_stack", depth=0, readout="flatten", W_std=1.0)
+    Kf = cntk_kernel(
+        X, architecture="conv_stack", depth=0, readout="flatten", W_std=1.0
+    )
     np.testing.assert_allclose(Kf, np.einsum("nhwc,mhwc->nm", X, X) / 18, rtol=1e-12)
 
 
@@ -144,7 +163,8 @@ def test_image_inputs_and_shapes():
     ref = cnngp_kernel(X4, architecture="conv_stack", depth=2)
     flat = X4.reshape(3, -1)
     np.testing.assert_allclose(
-        cnngp_kernel(flat, architecture="conv_stack", depth=2, image_shape=(4, 4, 2)), ref
+        cnngp_kernel(flat, architecture="conv_stack", depth=2, image_shape=(4, 4, 2)),
+        ref,
     )
     # 3-D input is single-channel; flat perfect squares read as s x s x 1.
     X3 = rng.randn(3, 5, 5)
@@ -184,7 +204,9 @@ def test_small_and_1d_images_myrtle():
 def test_tiles_threads_cross_and_diag(readout):
     rng = np.random.RandomState(4)
     X, Y = rng.randn(9, 6, 6, 2), rng.randn(4, 6, 6, 2)
-    net = build_network(activations.get("relu"), "myrtle", 5, (6, 6, 2), readout=readout)
+    net = build_network(
+        activations.get("relu"), "myrtle", 5, (6, 6, 2), readout=readout
+    )
     ref = exact_conv_kernel(net, X, ntk=True)
     # Tiles change the rounding of the matrix products; relu's derivative dual
     # has an infinite slope at rho = 1 (the pairs (x, x)), which turns it into

@@ -149,7 +149,9 @@ class AvgPool:
             nngp=_pool(k.nngp, self.window),
             kxx=None,
             kyy=None,
-            ntk=k.ntk if k.ntk is None or _is_zero(k.ntk) else _pool(k.ntk, self.window),
+            ntk=k.ntk
+            if k.ntk is None or _is_zero(k.ntk)
+            else _pool(k.ntk, self.window),
         )
 
     def output_shape(self, h: int, w: int) -> tuple[int, int]:
@@ -176,7 +178,12 @@ def _pool(K: np.ndarray, p: int) -> np.ndarray:
         for b in range(pw):
             for c in range(ph):
                 for d in range(pw):
-                    v = K[a : H * ph : ph, b : W * pw : pw, c : H * ph : ph, d : W * pw : pw]
+                    v = K[
+                        a : H * ph : ph,
+                        b : W * pw : pw,
+                        c : H * ph : ph,
+                        d : W * pw : pw,
+                    ]
                     if out is None:
                         out = v.copy()
                     else:
@@ -219,7 +226,11 @@ class Flatten:
         return KernelState(nngp=mean_diag(k.nngp), kxx=0.0, kyy=0.0, ntk=ntk)
 
     def sketch(
-        self, dims: Dims, widths: Any = None, random_state: Any = None, n_pixels: int = 1
+        self,
+        dims: Dims,
+        widths: Any = None,
+        random_state: Any = None,
+        n_pixels: int = 1,
     ):
         return ReadoutSketch("flatten", dims, n_pixels)
 
@@ -264,7 +275,9 @@ class ImageInput:
         H, W, C = self.image_shape
         return np.asarray(X).reshape(X.shape[0], H, W, C)
 
-    def _pixels(self, X: np.ndarray, conv: Conv | None) -> tuple[np.ndarray, float, float]:
+    def _pixels(
+        self, X: np.ndarray, conv: Conv | None
+    ) -> tuple[np.ndarray, float, float]:
         """Per-pixel vectors and the (scale, bias) of the Gram of the input rule
         (followed by ``conv`` if given)."""
         C = X.shape[3]
@@ -296,7 +309,7 @@ class ImageInput:
     def kernel_self(
         self, X: np.ndarray, ntk: bool, diagonal: bool, conv: Conv | None
     ) -> KernelState:
-        """Self state: the pairs ``(x, x)`` only, ``(H, W, H, W, n)`` or ``(H, W, n)``."""
+        """Self state, the pairs ``(x, x)``: ``(H, W, H, W, n)`` or ``(H, W, n)``."""
         px, scale, b2 = self._pixels(X, conv)
         n, H, W, F = px.shape
         P = H * W
@@ -345,9 +358,7 @@ def _neighbourhoods(phi: Any, k: int, scale: float, bias: float) -> Any:
         oy, ox = dy - lo, dx - lo  # output pixel i reads input pixel i + (oy, ox)
         ys, xs = slice(max(0, -oy), min(H, H - oy)), slice(max(0, -ox), min(W, W - ox))
         yi, xi = slice(max(0, oy), min(H, H + oy)), slice(max(0, ox), min(W, W + ox))
-        np.multiply(
-            phi[:, yi, xi, :], scale, out=out[:, ys, xs, t * D : (t + 1) * D]
-        )
+        np.multiply(phi[:, yi, xi, :], scale, out=out[:, ys, xs, t * D : (t + 1) * D])
     if bias != 0:
         out[..., -1] = bias
     return out
@@ -435,7 +446,8 @@ class PixelwiseSketch(LayerSketch):
     :class:`~sklearn_ntk.layers.dense.ElementwiseSketch`), each pixel's output
     features are rescaled to the norms that their sketches only have in
     expectation: ``||phi'||^2 = Sigma(x, x)`` and ``||psi'||^2 = ||psi||^2
-    Sigma_dot(x, x)``, the dual at ``K(x, x) = ||phi||^2``.  Per-pixel variances are then exact given the layer's input, which
+    Sigma_dot(x, x)``, the dual at ``K(x, x) = ||phi||^2``.  Per-pixel
+    variances are then exact given the layer's input, which
     removes the heavy tail of the error that compounds over layers.
     """
 
@@ -461,7 +473,9 @@ class PixelwiseSketch(LayerSketch):
             return Features(phi_out)
         psi = np.asarray(f.psi)
         psi2 = np.einsum("ij,ij->i", psi, psi, dtype=np.float64)
-        return Features(phi_out, scale_to(out.psi, psi2 * np.asarray(sig_dot, dtype=np.float64)))
+        return Features(
+            phi_out, scale_to(out.psi, psi2 * np.asarray(sig_dot, dtype=np.float64))
+        )
 
     def __call__(self, f: Features) -> Features:
         n, H, W = f.phi.shape[:3]

@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_random_state
 
-from .._backend import asxp, get_namespace, to_numpy
+from .._backend import asxp, get_namespace, is_numpy, to_numpy
 from ..activations import Activation
 from ..sketches import SRHT, CountSketch, PolySketch, TensorSketch, TensorSRHT
 from .base import Dims, Features, KernelState, LayerSketch
@@ -416,20 +416,36 @@ class ElementwiseSketch(LayerSketch):
     def _tails(self, xp: Any, u: Any, r: Any, a: Any, b: Any) -> tuple[Any, Any]:
         """Monte-Carlo features of ``sigma`` (and ``sigma'``) minus degrees <= q."""
         z = u @ asxp(self.G, xp, device=_device(u), dtype=u.dtype)
-        rz = r[:, None] * z
-        t = xp.astype(self.act(rz), z.dtype)
-        dt = xp.astype(self.act.derivative(rz), z.dtype) if self.ntk else None
-        h_prev, h = xp.ones_like(z), z
-        t = t - a[:, 0:1]
-        if dt is not None:
-            dt = dt - b[:, 0:1]
-        for n in range(1, self.degree + 1):
-            t = t - a[:, n : n + 1] * h
-            if dt is not None:
-                dt = dt - b[:, n : n + 1] * h
-            h_prev, h = h, (z * h - math.sqrt(n) * h_prev) / math.sqrt(n + 1)
         scale = 1.0 / math.sqrt(self.m_tail)
-        return t * scale, (None if dt is None else dt * scale)
+        # The 1/sqrt(m_t) scale rides on the small coefficient arrays.
+        a = a * scale
+        rz = r[:, None] * z
+        t = _scaled(xp, self.act(rz), z.dtype, scale)
+        dt = None
+        if self.ntk:
+            b = b * scale
+            dt = _scaled(xp, self.act.derivative(rz), z.dtype, scale)
+        del rz
+        # Subtract sum_{n<=q} c_n h_n(z), normalized Hermite by recurrence;
+        # in place on NumPy, where these passes dominate the layer's cost.
+        inplace = is_numpy(xp)
+        h_prev = h = None
+        for n in range(self.degree + 1):
+            if n == 1:
+                h_prev, h = h, z
+            elif n >= 2:
+                h_prev, h = h, (z * h - math.sqrt(n - 1) * h_prev) / math.sqrt(n)
+            for out, c in ((t, a), (dt, b)):
+                if out is None:
+                    continue
+                term = c[:, n : n + 1] if n == 0 else c[:, n : n + 1] * h
+                if inplace:
+                    out -= term
+                elif out is t:
+                    t = t - term
+                else:
+                    dt = dt - term
+        return t, dt
 
     def __call__(self, f: Features) -> Features:
         phi = f.phi
@@ -485,6 +501,15 @@ class ElementwiseSketch(LayerSketch):
             parts.append(self.tensor(psi, assemble(b, dtail, constant=False)))
         psi_out = parts[0] if len(parts) == 1 else xp.concat(parts, axis=1)
         return Features(phi_out, psi_out)
+
+
+def _scaled(xp: Any, values: Any, dtype: Any, scale: float) -> Any:
+    """``values * scale`` in ``dtype``, in place when NumPy allows it."""
+    values = xp.astype(values, dtype, copy=False)
+    if is_numpy(xp):
+        values *= scale
+        return values
+    return values * scale
 
 
 def _device(a: Any) -> Any:
