@@ -429,7 +429,7 @@ class ElementwiseSketch(LayerSketch):
         # Subtract sum_{n<=q} c_n h_n(z), normalized Hermite by recurrence;
         # in place on NumPy, where these passes dominate the layer's cost.
         inplace = is_numpy(xp)
-        h_prev = h = None
+        h_prev, h = None, 1.0  # h_0 = 1
         for n in range(self.degree + 1):
             if n == 1:
                 h_prev, h = h, z
