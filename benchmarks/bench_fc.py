@@ -1,10 +1,12 @@
 """Fully connected NNGP/NTK sketches: error, speed, sparsity and downstream figures.
 
 Reproduces every acceptance figure of the NNGPSketch/NTKSketch issue and
-writes ``benchmarks/results_fc.md``::
+writes one markdown fragment per part to ``benchmarks/results/fc_<part>.md``
+(``benchmarks/run_all.py`` assembles them into ``benchmarks/results.md``)::
 
-    python benchmarks/bench_fc.py            # everything (about 10-15 minutes)
-    python benchmarks/bench_fc.py --quick    # smaller sizes, a smoke run
+    python benchmarks/bench_fc.py                      # every part
+    python benchmarks/bench_fc.py --parts error,sparse # some parts
+    python benchmarks/bench_fc.py --quick              # smaller sizes, a smoke run
 
 Threads are fixed to 2 (BLAS via threadpoolctl, scipy.fft workers) for every
 method, and timings are the best of 3 runs after a warm-up, alternating
@@ -153,38 +155,67 @@ def downstream(quick: bool) -> list:
     return rows
 
 
+PARTS = ("error", "speed", "sparse", "downstream")
+
+
+def report(part: str, quick: bool) -> list[str]:
+    """Run one part and return its markdown section."""
+    if part == "error":
+        err_rows, rate_rows = kernel_error(quick)
+        sizes = ["512", "1024", "2048"] + ([] if quick else ["4096", "8192"])
+        return [
+            "## Kernel error (relative Frobenius), ours vs Monte-Carlo network features",
+            "",
+            "500 Gaussian points, d=32, norms uniform in [0.3, 3]·sqrt(d), n_components=4096, "
+            "W_std=1.5, b_std=0.1; mean of 3 seeds each; 'worst <= best' says whether our worst "
+            "seed is no worse than Monte Carlo's best seed.",
+            "",
+            *markdown_table(["act", "depth", "kernel", "ours", "Monte Carlo", "MC/ours",
+                             "worst <= best"], err_rows),
+            "",
+            "### Error against n_components (NTK, depth 2; log-log slope, -0.5 expected)",
+            "",
+            *markdown_table(["act", *sizes, "slope"], rate_rows),
+        ]
+    if part == "speed":
+        return [
+            "## Transform time (s), n=20000, d=100, n_components=4096, NTK",
+            "",
+            "Best of 3 after a warm-up; the Monte-Carlo features have the same widths.",
+            "",
+            *markdown_table(["kernel", "depth", "ours", "Monte Carlo", "RBFSampler",
+                             "ours/MC", "ours/RBFSampler"], transform_speed(quick)),
+        ]
+    if part == "sparse":
+        return [
+            "## Sparse CSR input: fixed nnz, growing d (NTK depth 2, n_components=1024)",
+            "",
+            *markdown_table(["d", "nnz", "density", "transform (s)"], sparse_scaling(quick)),
+        ]
+    return [
+        "## Downstream: 5-fold CV accuracy (%), NTKSketch + RidgeClassifier vs exact NTK "
+        "kernel ridge (same alpha=1, W_std=1, b_std=0.1, no intercept)",
+        "",
+        *markdown_table(["data", "act", "depth", "n_components", "sketch", "exact",
+                         "exact - sketch", "within 1 pt"], downstream(quick)),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", default=str(Path(__file__).with_name("results_fc.md")))
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, a smoke run")
+    parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated parts")
+    parser.add_argument("--out-dir", default=str(Path(__file__).with_name("results")))
     args = parser.parse_args()
-    t0 = time.time()
-    with threads(2):
-        err_rows, rate_rows = kernel_error(args.quick)
-        speed_rows = transform_speed(args.quick)
-        sparse_rows = sparse_scaling(args.quick)
-        down_rows = downstream(args.quick)
-    lines = ["# Fully connected sketches: figures", "", machine_facts(), ""]
-    lines += ["## Kernel error (relative Frobenius), ours vs Monte-Carlo network features",
-              "", "500 Gaussian points, d=32, norms in [0.3, 3]·sqrt(d), n_components=4096, "
-              "W_std=1.5, b_std=0.1; mean of 3 seeds; 'beats' = our worst seed <= MC's best.", ""]
-    lines += markdown_table(["act", "depth", "kernel", "ours", "Monte Carlo", "MC/ours",
-                             "beats MC"], err_rows)
-    lines += ["", "## Error against n_components (NTK, depth 2; log-log slope, -0.5 expected)", ""]
-    lines += markdown_table(["act", "512", "1024", "2048", "4096", "8192", "slope"][: len(rate_rows[0])]
-                            if not args.quick else ["act", "512", "1024", "2048", "slope"], rate_rows)
-    lines += ["", "## Transform time (s), n=20000, d=100, n_components=4096, NTK", ""]
-    lines += markdown_table(["kernel", "depth", "ours", "Monte Carlo", "RBFSampler",
-                             "ours/MC", "ours/RBFSampler"], speed_rows)
-    lines += ["", "## Sparse CSR input, fixed nnz, growing d (NTK depth 2, n_components=1024)", ""]
-    lines += markdown_table(["d", "nnz", "density", "transform (s)"], sparse_rows)
-    lines += ["", "## Downstream: 5-fold CV accuracy (%), NTKSketch + RidgeClassifier vs exact "
-              "NTK kernel ridge (same alpha=1, W_std=1, b_std=0.1)", ""]
-    lines += markdown_table(["data", "act", "depth", "n_components", "sketch", "exact",
-                             "exact - sketch", "within 1 pt"], down_rows)
-    lines += ["", f"Total benchmark time: {time.time() - t0:.0f} s", ""]
-    Path(args.out).write_text("\n".join(lines))
-    print("\n".join(lines))
+    out = Path(args.out_dir)
+    out.mkdir(exist_ok=True)
+    for part in args.parts.split(","):
+        t0 = time.time()
+        with threads(2):
+            lines = report(part, args.quick)
+        lines += ["", f"({machine_facts()} Part time: {time.time() - t0:.0f} s.)", ""]
+        (out / f"fc_{part}.md").write_text("\n".join(lines))
+        print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":
