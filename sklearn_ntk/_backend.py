@@ -5,17 +5,84 @@ array-api-strict, ...) and return arrays of that namespace, so that the CPU
 and GPU paths are one code path.  Parameters drawn at ``fit`` time (signs,
 indices, Hermite coefficients) live in NumPy and are moved to the input's
 namespace and device once per call with :func:`asxp`.
+
+The estimators' ``backend`` parameter needs one more thing: computing in
+CuPy on NumPy input, with scikit-learn's ``array_api_dispatch`` off (it cannot
+be switched on without ``SCIPY_ARRAY_API=1`` set before SciPy is imported).
+:func:`any_namespace` opens a scope in which :func:`get_namespace` follows
+its arguments' own namespace whatever the dispatch setting; the estimators
+open it around each batch they move with :func:`to_backend`, and move the
+result back with :func:`from_backend`.  That is the whole of the CuPy glue.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils._array_api import get_namespace, get_namespace_and_device
+from sklearn.externals import array_api_compat
+from sklearn.utils._array_api import get_namespace as _sk_get_namespace
+from sklearn.utils._array_api import get_namespace_and_device as _sk_ns_and_device
 
-__all__ = ["asxp", "get_namespace", "get_namespace_and_device", "is_numpy", "to_numpy"]
+__all__ = [
+    "BACKENDS",
+    "any_namespace",
+    "asxp",
+    "from_backend",
+    "get_namespace",
+    "get_namespace_and_device",
+    "import_cupy",
+    "is_numpy",
+    "to_backend",
+    "to_numpy",
+]
+
+#: Values of the estimators' ``backend`` parameter.
+BACKENDS = ("auto", "numpy", "cupy")
+
+_GPU_EXTRA = 'pip install "sklearn-ntk[gpu]"'
+
+# Set inside ``any_namespace()``: follow the arrays' namespace even when
+# scikit-learn's array_api_dispatch is off.
+_ANY_NAMESPACE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "sklearn_ntk_any_namespace", default=False
+)
+
+
+@contextlib.contextmanager
+def any_namespace() -> Iterator[None]:
+    """Scope in which :func:`get_namespace` follows the arrays' own namespace."""
+    token = _ANY_NAMESPACE.set(True)
+    try:
+        yield
+    finally:
+        _ANY_NAMESPACE.reset(token)
+
+
+def _arrays(arrays: tuple) -> list:
+    return [a for a in arrays if a is not None and not isinstance(a, str | list | tuple)]
+
+
+def get_namespace(*arrays: Any, **kwargs: Any) -> tuple[Any, bool]:
+    """scikit-learn's ``get_namespace``, or the arrays' own inside :func:`any_namespace`."""
+    if _ANY_NAMESPACE.get():
+        arrays_ = [a for a in _arrays(arrays) if not sp.issparse(a)]
+        if arrays_:
+            return array_api_compat.array_namespace(*arrays_), True
+    return _sk_get_namespace(*arrays, **kwargs)
+
+
+def get_namespace_and_device(*arrays: Any, **kwargs: Any) -> tuple[Any, bool, Any]:
+    """Namespace, compliance flag and device of ``arrays`` (see :func:`get_namespace`)."""
+    if _ANY_NAMESPACE.get():
+        xp, compliant = get_namespace(*arrays)
+        arrays_ = _arrays(arrays)
+        return xp, compliant, getattr(arrays_[0], "device", None) if arrays_ else None
+    return _sk_ns_and_device(*arrays, **kwargs)
 
 
 def is_numpy(xp: Any) -> bool:
@@ -45,3 +112,73 @@ def to_numpy(a: Any) -> np.ndarray:
     if type(a).__module__.startswith("torch"):
         return a.detach().cpu().numpy()
     return np.asarray(a)
+
+
+# ---------------------------------------------------------------------- CuPy
+def import_cupy() -> Any:
+    """Import CuPy and check that a CUDA device is visible.
+
+    Raises
+    ------
+    ImportError
+        If CuPy is not installed.
+    RuntimeError
+        If CuPy finds no CUDA device.
+    """
+    try:
+        import cupy
+    except ImportError as exc:
+        raise ImportError(
+            f'backend="cupy" needs CuPy: install it with {_GPU_EXTRA} (or the '
+            "cupy-cudaXXx wheel matching your CUDA version)."
+        ) from exc
+    try:
+        n_devices = int(cupy.cuda.runtime.getDeviceCount())
+    except Exception as exc:  # CUDARuntimeError when no driver is loaded
+        raise RuntimeError(
+            f'backend="cupy": CuPy is installed but found no usable CUDA device ({exc}).'
+        ) from exc
+    if n_devices < 1:
+        raise RuntimeError('backend="cupy": CuPy is installed but found no CUDA device.')
+    return cupy
+
+
+def _is_cupy_array(a: Any, cupy: Any) -> bool:
+    return isinstance(a, getattr(cupy, "ndarray", ()))
+
+
+def to_backend(X: Any, backend: str) -> Any:
+    """``X`` (dense, any namespace) as an array of ``backend``.
+
+    ``"auto"`` returns ``X`` unchanged, ``"numpy"`` a host NumPy array and
+    ``"cupy"`` a CuPy array on the current CUDA device.
+    """
+    if backend == "auto":
+        return X
+    if sp.issparse(X):
+        raise TypeError(
+            f'backend="{backend}" does not accept sparse input; use backend="auto".'
+        )
+    if backend == "numpy":
+        return to_numpy(X)
+    if backend == "cupy":
+        cupy = import_cupy()
+        if _is_cupy_array(X, cupy):
+            return X
+        return cupy.asarray(to_numpy(X))
+    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+
+
+def from_backend(Z: Any, backend: str, xp: Any, device: Any = None) -> Any:
+    """``Z``, computed by ``backend``, as an array of namespace ``xp`` on ``device``.
+
+    ``xp`` and ``device`` are those of the caller's input, so that ``backend``
+    never changes the type of what a transform returns.
+    """
+    if backend == "auto":
+        return Z
+    if backend == "cupy":
+        if "cupy" in getattr(xp, "__name__", ""):
+            return Z
+        Z = import_cupy().asnumpy(Z)
+    return asxp(Z, xp, device=device, dtype=None)

@@ -222,22 +222,29 @@ class Activation(ABC):
             "its dual kernel only."
         )
 
-    def _elementwise(self, method: Callable[[np.ndarray], np.ndarray], x: Any) -> Any:
+    def _elementwise(
+        self, method: Callable[[np.ndarray], np.ndarray], x: Any, derivative: bool = False
+    ) -> Any:
         if isinstance(x, np.ndarray) or isinstance(x, numbers.Real | list | tuple):
             with np.errstate(over="ignore", under="ignore"):
                 return method(np.asarray(x, dtype=np.float64))
         xp, device = get_namespace(x)[0], getattr(x, "device", None)
+        # Other namespaces: in place, in x's dtype and on its device, where the
+        # activation has an Array API form (_XP_POINTWISE); else via the host.
+        generic = _XP_POINTWISE.get(type(self))
+        if generic is not None:
+            return generic[int(derivative)](self, xp, x)
         with np.errstate(over="ignore", under="ignore"):
             out = method(np.asarray(to_numpy(x), dtype=np.float64))
         return asxp(out, xp, device=device, dtype=x.dtype)
 
     def __call__(self, x: Any) -> Any:
-        """Evaluate ``σ(x)`` elementwise."""
+        """Evaluate ``σ(x)`` elementwise, in the namespace of ``x``."""
         return self._elementwise(self._fn, x)
 
     def derivative(self, x: Any) -> Any:
-        """Evaluate the a.e. derivative ``σ'(x)`` elementwise."""
-        return self._elementwise(self._deriv, x)
+        """Evaluate the a.e. derivative ``σ'(x)`` elementwise, in the namespace of ``x``."""
+        return self._elementwise(self._deriv, x, derivative=True)
 
     # ---- Hermite coefficients ----------------------------------------------
     def hermite(self, r: Any, degree: int) -> tuple[np.ndarray, np.ndarray]:
@@ -1812,6 +1819,114 @@ _REGISTRY: dict[str, type[Activation]] = {
         Mish,
     )
 }
+# --------------------------------------------------------------------------- #
+# Pointwise functions on any Array API namespace
+# --------------------------------------------------------------------------- #
+def _special(xp: Any, name: str, x: Any) -> Any:
+    """``scipy.special.<name>(x)`` (erf, ndtr) in the namespace of ``x``.
+
+    The Array API has no ``erf``: use the array library's own (PyTorch's
+    ``torch.special``, CuPy's ``cupyx.scipy.special``), else SciPy's, which
+    dispatches on Array API inputs when ``SCIPY_ARRAY_API=1``, else (last
+    resort) compute on the host and move back.
+    """
+    module = type(x).__module__
+    if module.startswith("torch"):
+        import torch
+
+        return getattr(torch.special, name)(x)
+    if module.startswith("cupy"):
+        import cupyx.scipy.special
+
+        return getattr(cupyx.scipy.special, name)(x)
+    try:
+        out = getattr(special, name)(x)
+        if type(out) is type(x):
+            return out
+    except Exception:  # SciPy without Array API support for this namespace
+        pass
+    host = getattr(special, name)(np.asarray(to_numpy(x), dtype=np.float64))
+    return asxp(host, xp, device=getattr(x, "device", None), dtype=x.dtype)
+
+
+def _zeros(xp: Any, x: Any) -> Any:
+    return xp.zeros_like(x)
+
+
+def _ones(xp: Any, x: Any) -> Any:
+    return xp.ones_like(x)
+
+
+def _positive(xp: Any, x: Any) -> Any:
+    return xp.astype(x > 0, x.dtype)
+
+
+def _erf_fn(act: Any, xp: Any, x: Any) -> Any:
+    return act.a * _special(xp, "erf", act.b * x) + act.c
+
+
+def _erf_deriv(act: Any, xp: Any, x: Any) -> Any:
+    return (2.0 * act.a * act.b / math.sqrt(_PI)) * xp.exp(-((act.b * x) ** 2))
+
+
+def _ndtr(xp: Any, x: Any) -> Any:
+    return 0.5 * (1.0 + _special(xp, "erf", x * (1.0 / math.sqrt(2.0))))
+
+
+def _sigmoid(xp: Any, x: Any) -> Any:
+    return 1.0 / (1.0 + xp.exp(-x))
+
+
+#: Array API forms of ``(σ, σ')`` by activation class; the rest go via NumPy.
+_XP_POINTWISE: dict[type, tuple[Callable, Callable]] = {
+    Relu: (
+        lambda act, xp, x: xp.where(x > 0, x, xp.zeros_like(x)),
+        lambda act, xp, x: _positive(xp, x),
+    ),
+    LeakyRelu: (
+        lambda act, xp, x: xp.where(x > 0, x, act.alpha * x),
+        lambda act, xp, x: xp.where(x > 0, _ones(xp, x), act.alpha * _ones(xp, x)),
+    ),
+    Abs: (lambda act, xp, x: xp.abs(x), lambda act, xp, x: xp.sign(x)),
+    Step: (lambda act, xp, x: _positive(xp, x), lambda act, xp, x: _zeros(xp, x)),
+    Sign: (lambda act, xp, x: xp.sign(x), lambda act, xp, x: _zeros(xp, x)),
+    Identity: (lambda act, xp, x: x * 1.0, lambda act, xp, x: _ones(xp, x)),
+    Erf: (_erf_fn, _erf_deriv),
+    Gelu: (
+        lambda act, xp, x: x * _ndtr(xp, x),
+        lambda act, xp, x: _ndtr(xp, x) + x * xp.exp(-0.5 * x * x) * _INV_SQRT_2PI,
+    ),
+    Sin: (
+        lambda act, xp, x: act.a * xp.sin(act.b * x + act.c),
+        lambda act, xp, x: act.a * act.b * xp.cos(act.b * x + act.c),
+    ),
+    Cos: (
+        lambda act, xp, x: act.a * xp.cos(act.b * x + act.c),
+        lambda act, xp, x: -act.a * act.b * xp.sin(act.b * x + act.c),
+    ),
+    Exp: (
+        lambda act, xp, x: act.a * xp.exp(act.b * x),
+        lambda act, xp, x: act.a * act.b * xp.exp(act.b * x),
+    ),
+    Gaussian: (
+        lambda act, xp, x: act.a * xp.exp(act.b * x * x),
+        lambda act, xp, x: 2.0 * act.a * act.b * x * xp.exp(act.b * x * x),
+    ),
+    Tanh: (
+        lambda act, xp, x: xp.tanh(x),
+        lambda act, xp, x: 1.0 - xp.tanh(x) ** 2,
+    ),
+    Sigmoid: (
+        lambda act, xp, x: _sigmoid(xp, x),
+        lambda act, xp, x: _sigmoid(xp, x) * (1.0 - _sigmoid(xp, x)),
+    ),
+    Silu: (
+        lambda act, xp, x: x * _sigmoid(xp, x),
+        lambda act, xp, x: _sigmoid(xp, x) * (1.0 + x * (1.0 - _sigmoid(xp, x))),
+    ),
+}
+
+
 _ALIASES = {"swish": "silu", "linear": "identity", "heaviside": "step"}
 
 

@@ -7,6 +7,7 @@ parameters describe; ``transform`` runs it over row batches.
 
 from __future__ import annotations
 
+import time
 from numbers import Integral, Real
 from typing import Any
 
@@ -20,11 +21,21 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils import gen_batches
-from sklearn.utils._array_api import device
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._backend import get_namespace
+from . import _dask
+from ._backend import (
+    BACKENDS,
+    any_namespace,
+    from_backend,
+    get_namespace,
+    get_namespace_and_device,
+    import_cupy,
+    is_numpy,
+    to_backend,
+    to_numpy,
+)
 from .activations import Activation, available, get
 from .networks import Network, fully_connected
 
@@ -34,11 +45,18 @@ __all__ = ["NNGPSketch", "NTKSketch"]
 class _BaseNeuralSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Machinery shared by every sketching transformer.
 
-    Subclasses define ``_ntk`` (NNGP or NTK features) and ``_network()``
-    (the network their parameters describe).
+    Subclasses define ``_ntk`` (NNGP or NTK features) and ``_network()`` (the
+    network their parameters describe); they may override ``_check_input``
+    (validation) and ``_batch_rows`` (rows per batch).  ``fit`` draws
+    ``sketch_``; ``transform`` handles namespaces, ``backend``, batches,
+    ``out``, progress and Dask arrays, and calls ``sketch_`` on each batch.
+    Subclasses without ``backend`` / ``verbose`` parameters behave as
+    ``backend="auto"``, ``verbose=0``.
     """
 
     _ntk = False
+    #: Whether the estimator accepts any Array API namespace (estimator tag).
+    _array_api_support = False
 
     _parameter_constraints: dict = {
         "act": [StrOptions(set(available())), Activation, callable],
@@ -48,6 +66,8 @@ class _BaseNeuralSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         "W_std": [Interval(Real, 0, None, closed="left")],
         "b_std": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "backend": [StrOptions(set(BACKENDS))],
+        "verbose": ["verbose"],
         "random_state": ["random_state"],
     }
 
@@ -55,13 +75,15 @@ class _BaseNeuralSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         raise AttributeError("subclasses define _network")
 
     def _check_input(self, X: Any, reset: bool) -> Any:
-        return validate_data(
-            self,
-            X,
-            accept_sparse="csr",
-            dtype=[np.float64, np.float32],
-            reset=reset,
-        )
+        if sp.issparse(X):
+            dtype = [np.float64, np.float32]
+        else:
+            xp, _ = get_namespace(X)
+            dtype = [xp.float64, xp.float32]
+        return validate_data(self, X, accept_sparse="csr", dtype=dtype, reset=reset)
+
+    def _backend(self) -> str:
+        return getattr(self, "backend", "auto")
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None) -> _BaseNeuralSketch:
@@ -74,7 +96,9 @@ class _BaseNeuralSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data; only its shape and sparsity are used.
+            Training data; only its shape and sparsity are used.  A
+            ``dask.array.Array`` is not computed: only its first rows are
+            validated.
         y : None
             Ignored.
 
@@ -83,7 +107,13 @@ class _BaseNeuralSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         self : object
             The fitted transformer.
         """
+        if _dask.is_dask_array(X):
+            X = _dask.head(X)
         X = self._check_input(X, reset=True)
+        if self._backend() == "cupy":
+            import_cupy()  # fail at fit, not after a long pipeline
+            if sp.issparse(X):
+                raise TypeError('backend="cupy" does not accept sparse input.')
         self.activation_ = get(self.act)
         self.sparse_input_ = sp.issparse(X)
         self.sketch_ = self._network().sketch(
@@ -96,41 +126,87 @@ class _BaseNeuralSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         return self
 
     def _batch_rows(self) -> int:
+        """Rows per batch: ``batch_size``, or sized from ``working_memory``."""
         if self.batch_size is not None:
             return int(self.batch_size)
-        # About (degree + 6) arrays of n_components floats live per row.
+        # Measured peak of a batch (benchmarks/bench_memory.py): below
+        # (degree + 6) float64 arrays of n_components per row.
         per_row = 8 * self.n_components * (self.degree + 6)
         return max(1, int(get_config()["working_memory"] * 2**20 // per_row))
 
-    def transform(self, X: Any) -> Any:
+    def transform(self, X: Any, *, out: Any = None) -> Any:
         """Map ``X`` to features whose inner products approximate the kernel.
+
+        Rows go through the feature map in batches of ``_batch_rows()`` rows
+        (``batch_size``, or sized from scikit-learn's ``working_memory``), so
+        memory beyond the output is bounded by the batch size, not by the
+        number of rows.
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Data to transform, anywhere in ``R^d``.
+        X : {array-like, sparse matrix, dask array} of shape (n_samples, n_features)
+            Data to transform, anywhere in ``R^d``.  With
+            ``sklearn.set_config(array_api_dispatch=True)``, any Array API
+            array that scikit-learn supports (NumPy, CuPy, PyTorch, ...).
+            A ``dask.array.Array`` gives a lazy ``dask.array.Array``,
+            transformed chunk by chunk.
+        out : array of shape (n_samples, n_components), default=None
+            Array to write the features into, e.g. a :func:`numpy.memmap`
+            for outputs larger than memory; ``None`` allocates one in the
+            namespace and on the device of ``X``.  Not for dask arrays.
 
         Returns
         -------
-        Z : ndarray of shape (n_samples, n_components)
+        Z : array of shape (n_samples, n_components)
             Features with ``Z @ Z.T`` close to the exact kernel; float32 for
-            float32 input, float64 otherwise.
+            float32 input, float64 otherwise; ``out`` when given, else of the
+            namespace and device of ``X`` (whatever ``backend``).
         """
         check_is_fitted(self)
+        if _dask.is_dask_array(X):
+            if out is not None:
+                raise ValueError("out is not supported for dask arrays; use dask.array.store.")
+            return _dask.transform(self, X)
+        return self._transform_array(X, out=out, verbose=getattr(self, "verbose", 0))
+
+    def _transform_array(self, X: Any, out: Any = None, verbose: int = 0) -> Any:
+        """``transform`` of an in-memory array, without the set_output wrapper."""
         X = self._check_input(X, reset=False)
-        if self.sparse_input_ and not sp.issparse(X):
+        backend = self._backend()
+        sparse = sp.issparse(X)
+        if sparse and backend == "cupy":
+            raise TypeError('backend="cupy" does not accept sparse input.')
+        if self.sparse_input_ and not sparse:
             # The first layer's sketches were drawn for sparse input.
-            X = sp.csr_matrix(X)
-        out = None
-        for rows in gen_batches(X.shape[0], self._batch_rows()):
-            batch = X[rows]
-            if sp.issparse(batch) and not self.sparse_input_:
+            X = sp.csr_matrix(_backend_to_numpy(X))
+            sparse = True
+        xp, _, dev = (np, False, None) if sparse else get_namespace_and_device(X)
+        n, m = X.shape[0], self.n_components
+        if out is None:
+            out = (
+                np.empty((n, m), dtype=X.dtype)
+                if is_numpy(xp)
+                else xp.empty((n, m), dtype=X.dtype, device=dev)
+            )
+        elif tuple(out.shape) != (n, m):
+            raise ValueError(f"out has shape {tuple(out.shape)}; expected {(n, m)}.")
+        batches = list(gen_batches(n, self._batch_rows()))
+        report = _progress(type(self).__name__, n, len(batches), verbose)
+        for i, rows in enumerate(batches):
+            batch = X[rows] if sparse else X[rows, ...]
+            if sparse and not self.sparse_input_:
                 batch = batch.toarray()
-            Z = self.sketch_(batch)
-            if out is None:
-                xp, _ = get_namespace(Z)
-                out = xp.empty((X.shape[0], Z.shape[1]), dtype=Z.dtype, device=device(Z))
-            out[rows, ...] = Z
+            if backend == "auto":
+                Z = self.sketch_(batch)
+            elif backend == "numpy":
+                Z = from_backend(self.sketch_(to_backend(batch, "numpy")), "numpy", xp, dev)
+            else:
+                with any_namespace():
+                    Z = self.sketch_(to_backend(batch, "cupy"))
+                Z = from_backend(Z, "cupy", xp, dev)
+            _write(out, rows, Z)
+            del Z, batch
+            report(i, rows.stop)
         return out
 
     @property
@@ -141,7 +217,40 @@ class _BaseNeuralSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.array_api_support = self._array_api_support
         return tags
+
+
+def _backend_to_numpy(X: Any) -> np.ndarray:
+    return X if sp.issparse(X) else to_numpy(X)
+
+
+def _write(out: Any, rows: slice, Z: Any) -> None:
+    """``out[rows] = Z``, across namespaces (NumPy or memmap ``out``) and dtypes."""
+    if isinstance(out, np.ndarray):
+        out[rows] = to_numpy(Z)
+        return
+    xp, _ = get_namespace(out)
+    if Z.dtype != out.dtype:
+        Z = xp.astype(Z, out.dtype)
+    out[rows, ...] = Z
+
+
+def _progress(name: str, n: int, n_batches: int, verbose: int):
+    """Progress printer: about 10 lines at ``verbose=1``, every batch above."""
+    start = time.perf_counter()
+    every = 1 if verbose > 1 else max(1, n_batches // 10)
+
+    def report(i: int, done: int) -> None:
+        if verbose > 0 and ((i + 1) % every == 0 or i + 1 == n_batches):
+            elapsed = time.perf_counter() - start
+            print(
+                f"[{name}] transform: {done}/{n} rows, batch {i + 1}/{n_batches}, "
+                f"{elapsed:.1f}s",
+                flush=True,
+            )
+
+    return report
 
 
 _FC_DOC_PARAMS = """
@@ -167,6 +276,16 @@ _FC_DOC_PARAMS = """
     batch_size : int, default=None
         Rows transformed at once; ``None`` sizes batches from scikit-learn's
         ``working_memory``, so memory stays bounded whatever the number of rows.
+    backend : {"auto", "numpy", "cupy"}, default="auto"
+        Where ``transform`` computes.  ``"auto"`` follows the input: NumPy,
+        or with ``sklearn.set_config(array_api_dispatch=True)`` the input's
+        Array API namespace and device (CuPy, PyTorch, ...).  ``"numpy"``
+        computes on the host and ``"cupy"`` on the current CUDA device (batch
+        by batch); both return the input's type, so a GPU transform of NumPy
+        data feeds CPU-only estimators.  ``"cupy"`` raises ``ImportError``
+        without CuPy and ``RuntimeError`` without a CUDA device.
+    verbose : int, default=0
+        Report the progress of ``transform`` over batches when positive.
     random_state : int, RandomState instance or None, default=None
         Seeds the sketches; pass an int for reproducible features.
 """
@@ -222,6 +341,7 @@ class NNGPSketch(_BaseNeuralSketch):
     )
 
     _ntk = False
+    _array_api_support = True
 
     def __init__(
         self,
@@ -232,6 +352,8 @@ class NNGPSketch(_BaseNeuralSketch):
         W_std=1.0,
         b_std=0.0,
         batch_size=None,
+        backend="auto",
+        verbose=0,
         random_state=None,
     ):
         self.act = act
@@ -241,6 +363,8 @@ class NNGPSketch(_BaseNeuralSketch):
         self.W_std = W_std
         self.b_std = b_std
         self.batch_size = batch_size
+        self.backend = backend
+        self.verbose = verbose
         self.random_state = random_state
 
     def _network(self) -> Network:

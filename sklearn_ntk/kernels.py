@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn import get_config
+from sklearn import config_context, get_config
 from sklearn.gaussian_process.kernels import Hyperparameter, Kernel
 from sklearn.utils import check_array, gen_batches
 from sklearn.utils._param_validation import Interval, validate_params
@@ -80,8 +80,11 @@ def exact_kernel(
     rows = min(_block_rows(m), max(1, -(-n // (2 * n_threads)) if n_threads > 1 else n))
     blocks = list(gen_batches(n, rows))
 
+    config = get_config()  # thread-local: the pool's threads need array_api_dispatch
+
     def run(rows: slice) -> Any:
-        k = network.kernel(X[rows], Y, ntk=ntk, diag_offset=rows.start if same else None)
+        with config_context(**config):
+            k = network.kernel(X[rows, ...], Y, ntk=ntk, diag_offset=rows.start if same else None)
         return k.ntk if ntk else k.nngp
 
     if len(blocks) == 1:

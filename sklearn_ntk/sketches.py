@@ -300,6 +300,8 @@ class TensorSRHT(_Base):
         n_features_2: int,
         n_components: int,
         random_state: Any = None,
+        *,
+        n_linear: int = 0,
     ):
         self.n_features_1 = _check_int(n_features_1, "n_features_1")
         self.n_features_2 = _check_int(n_features_2, "n_features_2")
@@ -317,6 +319,15 @@ class TensorSRHT(_Base):
         k = _strata(rng, self.padded_features_[1], m)
         self.index_1_, self.index_2_ = pos1[i], pos2[k]
         self.scale_ = fac1[i] * fac2[k] / math.sqrt(m)
+        # Optional SRHT of X1 read from the same spread (see linear_and_tensor).
+        self.n_linear = _check_int(n_linear, "n_linear", 0)
+        j = (
+            _strata(rng, self.padded_features_[0], self.n_linear)
+            if self.n_linear
+            else np.zeros(0, dtype=np.int64)
+        )
+        self.linear_index_ = pos1[j]
+        self.linear_scale_ = fac1[j] / math.sqrt(max(self.n_linear, 1))
 
     def _host_params(self) -> dict[str, Any]:
         return {
@@ -325,10 +336,23 @@ class TensorSRHT(_Base):
             "i1": self.index_1_,
             "i2": self.index_2_,
             "scale": self.scale_,
+            "il": self.linear_index_,
+            "sl": self.linear_scale_,
         }
 
     def __call__(self, X1: Any, X2: Any) -> Any:
         """Rowwise ``T(X1[i] (x) X2[i])``: (n, d1), (n, d2) -> (n, n_components)."""
+        return self._apply(X1, X2, linear=False)[1]
+
+    def linear_and_tensor(self, X1: Any, X2: Any) -> tuple[Any, Any]:
+        """``(S X1, T(X1 (x) X2))`` with ``S`` an SRHT to ``n_linear`` coordinates.
+
+        Both read the same FFT spread of ``X1``, which saves one transform of
+        the (often wide) ``X1``; each part stays exactly unbiased.
+        """
+        return self._apply(X1, X2, linear=True)
+
+    def _apply(self, X1: Any, X2: Any, linear: bool) -> tuple[Any, Any]:
         xp, X1, dev = _prepare(X1, self.n_features_1, "TensorSRHT (X1)")
         _, X2, _ = _prepare(X2, self.n_features_2, "TensorSRHT (X2)")
         if X1.shape[0] != X2.shape[0]:
@@ -341,16 +365,21 @@ class TensorSRHT(_Base):
         X2 = xp.astype(X2, dtype) if X2.dtype != dtype else X2
         p = self._params(xp, dev, dtype)
         w1, w2 = self.padded_features_
-        parts = []
+        parts, lin_parts = [], []
         for a, b in _chunks(X1.shape[0], w1 + w2 + self.n_components, xp):
             Z1 = _spread(X1[a:b, ...], p["s1"], w1, xp)
             Z2 = _spread(X2[a:b, ...], p["s2"], w2, xp)
             parts.append(
                 xp.take(Z1, p["i1"], axis=1) * xp.take(Z2, p["i2"], axis=1) * p["scale"]
             )
-        if not parts:
-            return _empty(xp, 0, self.n_components, dtype, dev)
-        return _concat_rows(parts, xp)
+            if linear:
+                lin_parts.append(xp.take(Z1, p["il"], axis=1) * p["sl"])
+        n = X1.shape[0]
+        tensor = _concat_rows(parts, xp) if parts else _empty(xp, 0, self.n_components, dtype, dev)
+        if not linear:
+            return None, tensor
+        lin = _concat_rows(lin_parts, xp) if lin_parts else _empty(xp, n, self.n_linear, dtype, dev)
+        return lin, tensor
 
 
 # --------------------------------------------------------------- PolySketch

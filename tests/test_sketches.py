@@ -346,3 +346,22 @@ def test_empty_input():
     P = PolySketch(4, 2, 3, random_state=0)
     assert [s.shape for s in P(np.ones((0, 4)))] == [(0, 3), (0, 3)]
     assert SRHT(4, 3, random_state=0)(np.ones((0, 4))).shape == (0, 3)
+
+
+def test_tensor_srht_shared_linear_part_is_unbiased():
+    """The SRHT read from the TensorSRHT's spread is unbiased, like the tensor."""
+    rng = np.random.RandomState(0)
+    u, v = rng.randn(2, 40)
+    a, b = rng.randn(2, 7)
+    lin, ten = [], []
+    for seed in range(400):
+        T = TensorSRHT(40, 7, 32, seed, n_linear=24)
+        (lu, tu), (lv, tv) = T.linear_and_tensor(u[None], a[None]), T.linear_and_tensor(
+            v[None], b[None]
+        )
+        lin.append(float(lu @ lv.T))
+        ten.append(float(tu @ tv.T))
+        np.testing.assert_allclose(tu, T(u[None], a[None]))
+    for samples, target in ((lin, u @ v), (ten, (u @ v) * (a @ b))):
+        se = np.std(samples) / np.sqrt(len(samples))
+        assert abs(np.mean(samples) - target) < 5 * se

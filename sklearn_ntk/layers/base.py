@@ -20,6 +20,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 __all__ = ["Dims", "Features", "KernelState", "LayerSketch"]
 
 
@@ -52,8 +54,18 @@ class KernelState:
         if self.diag is None:
             return self
         rows, cols = self.diag
-        self.nngp[rows, cols] = self.kxx[rows, 0]
-        return self
+        if isinstance(self.nngp, np.ndarray) or self.nngp.ndim != 2:
+            self.nngp[rows, cols] = self.kxx[rows, 0]
+            return self
+        # Array API: no integer-array assignment, but the self-pairs are the
+        # diagonal ``j = i + offset``, which a mask selects.
+        from .._backend import get_namespace_and_device
+
+        xp, _, dev = get_namespace_and_device(self.nngp)
+        n, m = self.nngp.shape
+        offset = int(cols[0]) - int(rows[0]) if len(rows) else m
+        mask = (xp.arange(m, device=dev)[None, :] - xp.arange(n, device=dev)[:, None]) == offset
+        return replace(self, nngp=xp.where(mask, self.kxx, self.nngp))
 
     def replace(self, **changes: Any) -> KernelState:
         return replace(self, **changes)

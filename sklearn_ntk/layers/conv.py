@@ -66,17 +66,32 @@ def _joint_shift_sum(K: np.ndarray, axes: tuple[int, ...], k: int) -> np.ndarray
     """``out[i] = sum_delta K[i + delta]`` with ``delta`` added to every axis of
     ``axes`` at once (zero outside the image), for the ``k`` offsets of a
     ``SAME`` filter.  Returns a new array."""
-    out = K.copy()
     n = K.shape[axes[0]]
-    for d in same_offsets(k):
-        if d == 0 or abs(d) >= n:
-            continue
+    offsets = [d for d in same_offsets(k) if d != 0 and abs(d) < n]
+    if not offsets:
+        return K.copy()
+
+    def regions(d: int) -> tuple[tuple, tuple]:
         dst = [slice(None)] * K.ndim
         src = [slice(None)] * K.ndim
         for ax in axes:
             dst[ax] = slice(0, n - d) if d > 0 else slice(-d, n)
             src[ax] = slice(d, n) if d > 0 else slice(0, n + d)
-        out[tuple(dst)] += K[tuple(src)]
+        return tuple(dst), tuple(src)
+
+    # The first offset is added while copying (one pass instead of two); the
+    # pixels without a partner at that offset are copied alone.
+    out = np.empty_like(K)
+    d = offsets[0]
+    dst, src = regions(d)
+    np.add(K[dst], K[src], out=out[dst])
+    for ax in axes:
+        rest = [slice(None)] * K.ndim
+        rest[ax] = slice(n - d, n) if d > 0 else slice(0, -d)
+        out[tuple(rest)] = K[tuple(rest)]
+    for d in offsets[1:]:
+        dst, src = regions(d)
+        out[dst] += K[src]
     return out
 
 

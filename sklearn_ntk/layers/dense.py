@@ -380,18 +380,25 @@ class ElementwiseSketch(LayerSketch):
             if not dims.sparse and d_psi <= n0:
                 n0 = d_psi  # exact: the rest goes to the tensor sketch
         self.n0 = n0
+        self.shared_spread = False
         if n0 > 0:
             if not dims.sparse and d_psi == n0:
                 self.psi_exact = True
             elif dims.sparse:
                 self.psi_project = CountSketch(d_psi, n0, rng)
+            elif n_psi - n0 > 0:
+                # The SRHT of psi reads the TensorSRHT's FFT of psi (one
+                # transform of the widest array instead of two).
+                self.shared_spread = True
             else:
                 self.psi_project = SRHT(d_psi, n0, rng)
         if n_psi - n0 > 0:
             if dims.sparse:  # psi is the sparse input: count-sketch it first
                 self.psi_first_stage = CountSketch(d_psi, min(d_psi, n_phi), rng)
                 d_psi = min(d_psi, n_phi)
-            self.tensor = TensorSRHT(d_psi, n_rest_in, n_psi - n0, rng)
+            self.tensor = TensorSRHT(
+                d_psi, n_rest_in, n_psi - n0, rng, n_linear=n0 if self.shared_spread else 0
+            )
 
     def _basis(self, xp: Any, u: Any) -> list[Any]:
         """Sketches ``S_n(u)`` for n = 1..q (``None`` where a degree is dropped)."""
@@ -491,14 +498,19 @@ class ElementwiseSketch(LayerSketch):
             return Features(phi_out)
         b = asxp(b_full[:, self._kept], xp, device=dev, dtype=dtype)
         parts = []
-        if self.n0 > 0:
+        if self.n0 > 0 and not self.shared_spread:
             psi0 = f.psi if self.psi_exact else self.psi_project(f.psi)
             parts.append(b[:, 0:1] * asxp(_dense(psi0, np), xp, device=dev, dtype=dtype))
         if self.tensor is not None:
             psi = f.psi
             if self.psi_first_stage is not None:
                 psi = asxp(self.psi_first_stage(psi), xp, device=dev, dtype=dtype)
-            parts.append(self.tensor(psi, assemble(b, dtail, constant=False)))
+            rest = assemble(b, dtail, constant=False)
+            if self.shared_spread:
+                psi0, tensor = self.tensor.linear_and_tensor(psi, rest)
+                parts += [b[:, 0:1] * psi0, tensor]
+            else:
+                parts.append(self.tensor(psi, rest))
         psi_out = parts[0] if len(parts) == 1 else xp.concat(parts, axis=1)
         return Features(phi_out, psi_out)
 
