@@ -359,8 +359,8 @@ def test_tensor_srht_shared_linear_part_is_unbiased():
         (lu, tu), (lv, tv) = T.linear_and_tensor(u[None], a[None]), T.linear_and_tensor(
             v[None], b[None]
         )
-        lin.append(float(lu @ lv.T))
-        ten.append(float(tu @ tv.T))
+        lin.append(float((lu @ lv.T)[0, 0]))
+        ten.append(float((tu @ tv.T)[0, 0]))
         np.testing.assert_allclose(tu, T(u[None], a[None]))
     for samples, target in ((lin, u @ v), (ten, (u @ v) * (a @ b))):
         se = np.std(samples) / np.sqrt(len(samples))
