@@ -60,7 +60,9 @@ def machine_facts() -> str:
 
 
 def markdown_table(header: list, rows: list) -> list[str]:
-    lines = ["| " + " | ".join(str(h) for h in header) + " |",
-             "| " + " | ".join("---" for _ in header) + " |"]
+    lines = [
+        "| " + " | ".join(str(h) for h in header) + " |",
+        "| " + " | ".join("---" for _ in header) + " |",
+    ]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return lines

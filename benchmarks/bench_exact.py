@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import best_time, machine_facts, markdown_table, threads  # noqa: E402
+from _common import best_time, machine_facts, markdown_table, threads
 
-from sklearn_ntk import nngp_kernel, ntk_kernel  # noqa: E402
+from sklearn_ntk import nngp_kernel, ntk_kernel
 
 
 def main() -> None:

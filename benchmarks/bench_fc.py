@@ -30,10 +30,10 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import LabelBinarizer, StandardScaler
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import best_time, machine_facts, markdown_table, threads  # noqa: E402
+from _common import best_time, machine_facts, markdown_table, threads
 
-from sklearn_ntk import NNGPSketch, NTKSketch, nngp_kernel, ntk_kernel  # noqa: E402
-from sklearn_ntk.montecarlo import monte_carlo_features  # noqa: E402
+from sklearn_ntk import NNGPSketch, NTKSketch, nngp_kernel, ntk_kernel
+from sklearn_ntk.montecarlo import monte_carlo_features
 
 ACTS = ["relu", "erf", "gelu", "sin", "tanh"]
 
@@ -58,21 +58,50 @@ def kernel_error(quick: bool) -> tuple[list, list]:
     rows = []
     for act in ACTS:
         for depth in (1, 2, 3):
-            for ntk, Est, kern in ((False, NNGPSketch, nngp_kernel), (True, NTKSketch, ntk_kernel)):
+            for ntk, Est, kern in (
+                (False, NNGPSketch, nngp_kernel),
+                (True, NTKSketch, ntk_kernel),
+            ):
                 K = kern(X, act=act, depth=depth, n_jobs=2, **params)
                 ours = [
-                    rel_fro(Est(act=act, depth=depth, n_components=m, random_state=s, **params)
-                            .fit_transform(X), K)
+                    rel_fro(
+                        Est(
+                            act=act,
+                            depth=depth,
+                            n_components=m,
+                            random_state=s,
+                            **params,
+                        ).fit_transform(X),
+                        K,
+                    )
                     for s in range(3)
                 ]
                 mc = [
-                    rel_fro(monte_carlo_features(X, act=act, depth=depth, n_components=m,
-                                                 ntk=ntk, random_state=s, **params), K)
+                    rel_fro(
+                        monte_carlo_features(
+                            X,
+                            act=act,
+                            depth=depth,
+                            n_components=m,
+                            ntk=ntk,
+                            random_state=s,
+                            **params,
+                        ),
+                        K,
+                    )
                     for s in range(3)
                 ]
-                rows.append([act, depth, "NTK" if ntk else "NNGP", f"{np.mean(ours):.4f}",
-                             f"{np.mean(mc):.4f}", f"{np.mean(mc) / np.mean(ours):.2f}",
-                             "yes" if max(ours) <= min(mc) else "NO"])
+                rows.append(
+                    [
+                        act,
+                        depth,
+                        "NTK" if ntk else "NNGP",
+                        f"{np.mean(ours):.4f}",
+                        f"{np.mean(mc):.4f}",
+                        f"{np.mean(mc) / np.mean(ours):.2f}",
+                        "yes" if max(ours) <= min(mc) else "NO",
+                    ]
+                )
                 print(rows[-1], flush=True)
     # Rate: error against n_components, NTK depth 2, two activations.
     rate = []
@@ -80,10 +109,21 @@ def kernel_error(quick: bool) -> tuple[list, list]:
         K = ntk_kernel(X, act=act, depth=2, n_jobs=2, **params)
         errs = []
         for mm in (512, 1024, 2048, 4096, 8192)[: 3 if quick else 5]:
-            e = np.mean([rel_fro(NTKSketch(act=act, depth=2, n_components=mm, random_state=s,
-                                           **params).fit_transform(X), K) for s in range(3)])
+            e = np.mean(
+                [
+                    rel_fro(
+                        NTKSketch(
+                            act=act, depth=2, n_components=mm, random_state=s, **params
+                        ).fit_transform(X),
+                        K,
+                    )
+                    for s in range(3)
+                ]
+            )
             errs.append((mm, e))
-        slope = np.polyfit(np.log([e[0] for e in errs]), np.log([e[1] for e in errs]), 1)[0]
+        slope = np.polyfit(
+            np.log([e[0] for e in errs]), np.log([e[1] for e in errs]), 1
+        )[0]
         rate.append([act, *(f"{e:.4f}" for _, e in errs), f"{slope:.2f}"])
         print(rate[-1], flush=True)
     return rows, rate
@@ -95,14 +135,25 @@ def transform_speed(quick: bool) -> list:
     rows = []
     for depth in (1, 3):
         for act in ("relu", "erf"):
-            ours = NTKSketch(act=act, depth=depth, n_components=m, random_state=0).fit(X)
+            ours = NTKSketch(act=act, depth=depth, n_components=m, random_state=0).fit(
+                X
+            )
             rbf = RBFSampler(n_components=m, random_state=0).fit(X)
             t_ours = best_time(lambda: ours.transform(X))  # noqa: B023
-            t_mc = best_time(lambda: monte_carlo_features(  # noqa: B023
-                X, act=act, depth=depth, n_components=m, ntk=True, random_state=0))
+            mc_kw = dict(act=act, depth=depth, n_components=m, ntk=True, random_state=0)
+            t_mc = best_time(lambda: monte_carlo_features(X, **mc_kw))  # noqa: B023
             t_rbf = best_time(lambda: rbf.transform(X))  # noqa: B023
-            rows.append([f"NTK {act}", depth, f"{t_ours:.2f}", f"{t_mc:.2f}", f"{t_rbf:.3f}",
-                         f"{t_ours / t_mc:.2f}", f"{t_ours / t_rbf:.1f}"])
+            rows.append(
+                [
+                    f"NTK {act}",
+                    depth,
+                    f"{t_ours:.2f}",
+                    f"{t_mc:.2f}",
+                    f"{t_rbf:.3f}",
+                    f"{t_ours / t_mc:.2f}",
+                    f"{t_ours / t_rbf:.1f}",
+                ]
+            )
             print(rows[-1], flush=True)
     return rows
 
@@ -114,8 +165,14 @@ def sparse_scaling(quick: bool) -> list:
         rng = np.random.RandomState(0)
         cols = rng.randint(0, d, size=(n, nnz_per_row))
         data = rng.randn(n, nnz_per_row)
-        X = sp.csr_matrix((data.ravel(), cols.ravel(), np.arange(0, n * nnz_per_row + 1,
-                                                                  nnz_per_row)), shape=(n, d))
+        X = sp.csr_matrix(
+            (
+                data.ravel(),
+                cols.ravel(),
+                np.arange(0, n * nnz_per_row + 1, nnz_per_row),
+            ),
+            shape=(n, d),
+        )
         X.sum_duplicates()
         est = NTKSketch(depth=2, n_components=m, random_state=0).fit(X)
         t = best_time(lambda: est.transform(X))  # noqa: B023
@@ -128,7 +185,10 @@ def downstream(quick: bool) -> list:
     rows = []
     m = 2048 if quick else 8192
     alpha = 1.0
-    for name, loader in (("digits", load_digits), ("breast_cancer", load_breast_cancer)):
+    for name, loader in (
+        ("digits", load_digits),
+        ("breast_cancer", load_breast_cancer),
+    ):
         X, y = loader(return_X_y=True)
         X = StandardScaler().fit_transform(X)
         for act, depth in (("relu", 2), ("erf", 2)):
@@ -144,13 +204,25 @@ def downstream(quick: bool) -> list:
                 krr = KernelRidge(alpha=alpha, kernel="precomputed")
                 krr.fit(ntk_kernel(X[tr], n_jobs=2, **params), Y)
                 dec = krr.predict(ntk_kernel(X[te], X[tr], n_jobs=2, **params))
-                pred = (lb.classes_[np.argmax(dec, axis=1)] if dec.shape[1] > 1
-                        else lb.classes_[(dec[:, 0] > 0).astype(int)])
+                pred = (
+                    lb.classes_[np.argmax(dec, axis=1)]
+                    if dec.shape[1] > 1
+                    else lb.classes_[(dec[:, 0] > 0).astype(int)]
+                )
                 acc_e.append(np.mean(pred == y[te]))
             diff = 100 * (np.mean(acc_e) - np.mean(acc_s))
-            rows.append([name, act, depth, m, f"{100 * np.mean(acc_s):.2f}",
-                         f"{100 * np.mean(acc_e):.2f}", f"{diff:+.2f}",
-                         "yes" if abs(diff) <= 1 else "NO"])
+            rows.append(
+                [
+                    name,
+                    act,
+                    depth,
+                    m,
+                    f"{100 * np.mean(acc_s):.2f}",
+                    f"{100 * np.mean(acc_e):.2f}",
+                    f"{diff:+.2f}",
+                    "yes" if abs(diff) <= 1 else "NO",
+                ]
+            )
             print(rows[-1], flush=True)
     return rows
 
@@ -170,8 +242,18 @@ def report(part: str, quick: bool) -> list[str]:
             "W_std=1.5, b_std=0.1; mean of 3 seeds each; 'worst <= best' says whether our worst "
             "seed is no worse than Monte Carlo's best seed.",
             "",
-            *markdown_table(["act", "depth", "kernel", "ours", "Monte Carlo", "MC/ours",
-                             "worst <= best"], err_rows),
+            *markdown_table(
+                [
+                    "act",
+                    "depth",
+                    "kernel",
+                    "ours",
+                    "Monte Carlo",
+                    "MC/ours",
+                    "worst <= best",
+                ],
+                err_rows,
+            ),
             "",
             "### Error against n_components (NTK, depth 2; log-log slope, -0.5 expected)",
             "",
@@ -183,28 +265,55 @@ def report(part: str, quick: bool) -> list[str]:
             "",
             "Best of 3 after a warm-up; the Monte-Carlo features have the same widths.",
             "",
-            *markdown_table(["kernel", "depth", "ours", "Monte Carlo", "RBFSampler",
-                             "ours/MC", "ours/RBFSampler"], transform_speed(quick)),
+            *markdown_table(
+                [
+                    "kernel",
+                    "depth",
+                    "ours",
+                    "Monte Carlo",
+                    "RBFSampler",
+                    "ours/MC",
+                    "ours/RBFSampler",
+                ],
+                transform_speed(quick),
+            ),
         ]
     if part == "sparse":
         return [
             "## Sparse CSR input: fixed nnz, growing d (NTK depth 2, n_components=1024)",
             "",
-            *markdown_table(["d", "nnz", "density", "transform (s)"], sparse_scaling(quick)),
+            *markdown_table(
+                ["d", "nnz", "density", "transform (s)"], sparse_scaling(quick)
+            ),
         ]
     return [
         "## Downstream: 5-fold CV accuracy (%), NTKSketch + RidgeClassifier vs exact NTK "
         "kernel ridge (same alpha=1, W_std=1, b_std=0.1, no intercept)",
         "",
-        *markdown_table(["data", "act", "depth", "n_components", "sketch", "exact",
-                         "exact - sketch", "within 1 pt"], downstream(quick)),
+        *markdown_table(
+            [
+                "data",
+                "act",
+                "depth",
+                "n_components",
+                "sketch",
+                "exact",
+                "exact - sketch",
+                "within 1 pt",
+            ],
+            downstream(quick),
+        ),
     ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, a smoke run")
-    parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated parts")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller sizes, a smoke run"
+    )
+    parser.add_argument(
+        "--parts", default=",".join(PARTS), help="comma-separated parts"
+    )
     parser.add_argument("--out-dir", default=str(Path(__file__).with_name("results")))
     args = parser.parse_args()
     out = Path(args.out_dir)

@@ -40,7 +40,9 @@ def run(quick: bool) -> None:
         if not path.exists():
             print(f"skipping {script}: not found")
             continue
-        cmd = [sys.executable, str(path), *args] + (["--quick"] if quick and script != "hermite_truncation.py" else [])
+        cmd = [sys.executable, str(path), *args] + (
+            ["--quick"] if quick and script != "hermite_truncation.py" else []
+        )
         print("$", " ".join(cmd), flush=True)
         t0 = time.time()
         subprocess.run(cmd, check=True)
@@ -76,7 +78,9 @@ def collect() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--collect", action="store_true", help="only assemble results.md")
+    parser.add_argument(
+        "--collect", action="store_true", help="only assemble results.md"
+    )
     args = parser.parse_args()
     if not args.collect:
         run(args.quick)

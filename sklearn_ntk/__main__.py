@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> dict:
         description="NTK sketch + ridge against exact NTK kernel ridge on digits.",
     )
     parser.add_argument("--act", default="relu", help="activation name (default relu)")
-    parser.add_argument("--depth", type=int, default=2, help="hidden layers (default 2)")
+    parser.add_argument(
+        "--depth", type=int, default=2, help="hidden layers (default 2)"
+    )
     parser.add_argument("--n-components", type=int, default=4096, help="features")
     parser.add_argument("--alpha", type=float, default=1e-2, help="ridge penalty")
     parser.add_argument("--seed", type=int, default=0, help="random seed")
@@ -35,9 +37,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     X, y = load_digits(return_X_y=True)
     X = StandardScaler().fit_transform(X)
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=args.seed)
+    X_tr, X_te, y_tr, y_te = train_test_split(
+        X, y, test_size=0.25, random_state=args.seed
+    )
     params = dict(act=args.act, depth=args.depth, W_std=1.0, b_std=0.1)
-    print(f"digits: {X_tr.shape[0]} train / {X_te.shape[0]} test images, d = {X.shape[1]}")
+    print(
+        f"digits: {X_tr.shape[0]} train / {X_te.shape[0]} test images, d = {X.shape[1]}"
+    )
     print(f"network: {params}, ridge alpha = {args.alpha}\n")
 
     t0 = time.perf_counter()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -58,7 +58,7 @@ class _BaseNeuralSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     #: Whether the estimator accepts any Array API namespace (estimator tag).
     _array_api_support = False
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         "act": [StrOptions(set(available())), Activation, callable],
         "depth": [Interval(Integral, 0, None, closed="left")],
         "n_components": [Interval(Integral, 1, None, closed="left")],

@@ -84,7 +84,9 @@ def exact_kernel(
 
     def run(rows: slice) -> Any:
         with config_context(**config):
-            k = network.kernel(X[rows, ...], Y, ntk=ntk, diag_offset=rows.start if same else None)
+            k = network.kernel(
+                X[rows, ...], Y, ntk=ntk, diag_offset=rows.start if same else None
+            )
         return k.ntk if ntk else k.nngp
 
     if len(blocks) == 1:
@@ -92,12 +94,16 @@ def exact_kernel(
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
         for i, (rows, K) in enumerate(zip(blocks, pool.map(run, blocks))):
             if out is None:
-                out = xp.empty((n, m), dtype=K.dtype, device=getattr(K, "device", None)) if not (
-                    xp is np
-                ) else np.empty((n, m), dtype=K.dtype)
+                out = (
+                    xp.empty((n, m), dtype=K.dtype, device=getattr(K, "device", None))
+                    if xp is not np
+                    else np.empty((n, m), dtype=K.dtype)
+                )
             out[rows, ...] = K
             if verbose:
-                print(f"[sklearn_ntk] kernel rows {rows.stop}/{n} ({i + 1}/{len(blocks)} blocks)")
+                print(
+                    f"[sklearn_ntk] kernel rows {rows.stop}/{n} ({i + 1}/{len(blocks)} blocks)"
+                )
     return out
 
 
@@ -299,12 +305,14 @@ class _NeuralKernel(Kernel):
             params[name] = value * math.exp(-h)
             k_minus = self._matrix(X, None, params["W_std"], params["b_std"])
             grads.append((k_plus - k_minus) / (2 * h))
-        grad = np.stack(grads, axis=-1) if grads else np.empty(K.shape + (0,))
+        grad = np.stack(grads, axis=-1) if grads else np.empty((*K.shape, 0))
         return K, grad
 
     def diag(self, X):
         X = np.asarray(X, dtype=np.float64) if not sp.issparse(X) else X
-        net = fully_connected(_resolve_act(self.act), int(self.depth), self.W_std, self.b_std)
+        net = fully_connected(
+            _resolve_act(self.act), int(self.depth), self.W_std, self.b_std
+        )
         k = net.kernel_diag(X, ntk=self._ntk)
         return np.asarray(k.ntk if self._ntk else k.nngp, dtype=np.float64)
 

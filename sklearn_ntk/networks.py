@@ -29,7 +29,9 @@ __all__ = ["DenseInput", "Network", "NetworkSketch", "fully_connected"]
 class DenseInput:
     """Input rule of a fully connected network: ``K = <x, y> / d``, ``Theta = 0``."""
 
-    def kernel(self, X: Any, Y: Any, ntk: bool, diag_offset: int | None = None) -> KernelState:
+    def kernel(
+        self, X: Any, Y: Any, ntk: bool, diag_offset: int | None = None
+    ) -> KernelState:
         """Input state; ``diag_offset`` says that ``X`` is ``Y[offset:offset + n]``."""
         d = X.shape[1]
         if sp.issparse(X) or sp.issparse(Y):
@@ -153,7 +155,9 @@ class Network:
         split between the NNGP part and the tensor-sketched part in proportion
         to their share of ``Theta`` at the reference scale.
         """
-        last_dense = next((la for la in reversed(self.layers) if isinstance(la, Dense)), None)
+        last_dense = next(
+            (la for la in reversed(self.layers) if isinstance(la, Dense)), None
+        )
         bias = int(last_dense is not None and last_dense.b_std != 0)
         budget = max(n_components - bias, 2)
         if not ntk:
@@ -162,7 +166,7 @@ class Network:
         frac = k_out / theta_out if theta_out > 0 else 0.5
         # The tensor-sketched part has about twice the variance per feature.
         share = frac / (frac + (1 - frac) * math.sqrt(2.0))
-        n_phi = int(round(budget * min(max(share, 0.2), 0.8)))
+        n_phi = round(budget * min(max(share, 0.2), 0.8))
         return n_phi, budget - n_phi
 
 
@@ -192,7 +196,9 @@ class NetworkSketch:
             from sklearn.utils._array_api import device
 
             pad = xp.zeros(
-                (Z.shape[0], self.n_components - Z.shape[1]), dtype=Z.dtype, device=device(Z)
+                (Z.shape[0], self.n_components - Z.shape[1]),
+                dtype=Z.dtype,
+                device=device(Z),
             )
             Z = xp.concat([Z, pad], axis=1)
         return Z
@@ -206,4 +212,3 @@ def fully_connected(
     for _ in range(depth):
         layers += [Elementwise(act, degree), Dense(W_std, b_std)]
     return Network(DenseInput(), tuple(layers))
-

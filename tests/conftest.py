@@ -1,3 +1,9 @@
+import os
+
+# scikit-learn's Array API estimator checks (and array_api_dispatch) need
+# SciPy's Array API support, which is read once, when SciPy is imported.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
 import json
 from pathlib import Path
 
@@ -12,8 +18,10 @@ def oracle():
     """Reference kernels computed by neural-tangents 0.6.5 in float64."""
     cases = json.loads((DATA / "oracle.json").read_text())
     arrays = np.load(DATA / "oracle.npz")
-    return [(case, {k: arrays[f"{case['key']}_{k}"] for k in ("X", "nngp", "ntk")})
-            for case in cases]
+    return [
+        (case, {k: arrays[f"{case['key']}_{k}"] for k in ("X", "nngp", "ntk")})
+        for case in cases
+    ]
 
 
 def act_from_case(act: dict):

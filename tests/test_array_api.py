@@ -88,7 +88,7 @@ def test_backend_numpy_keeps_input_type(ns, dispatch):
 @pytest.mark.parametrize("ns", NAMESPACES)
 def test_out_in_namespace(ns, dispatch):
     X = _data()
-    Xa, back, typ = _to(ns, X)
+    Xa, back, _ = _to(ns, X)
     est = NNGPSketch(n_components=16, batch_size=4, random_state=0).fit(Xa)
     ref = back(est.transform(Xa))
     xp = sklearn.utils._array_api.get_namespace(Xa)[0]

@@ -18,7 +18,10 @@ from sklearn_ntk.montecarlo import monte_carlo_features
 
 
 @parametrize_with_checks(
-    [NNGPSketch(n_components=64, random_state=0), NTKSketch(n_components=64, random_state=0)]
+    [
+        NNGPSketch(n_components=64, random_state=0),
+        NTKSketch(n_components=64, random_state=0),
+    ]
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
@@ -31,10 +34,17 @@ def _rel_fro(Z, K):
 def _data(n=120, d=8, seed=0):
     rng = np.random.RandomState(seed)
     X = rng.randn(n, d)
-    return X * rng.uniform(0.3, 3, size=(n, 1)) / np.linalg.norm(X, axis=1, keepdims=True) * np.sqrt(d)
+    return (
+        X
+        * rng.uniform(0.3, 3, size=(n, 1))
+        / np.linalg.norm(X, axis=1, keepdims=True)
+        * np.sqrt(d)
+    )
 
 
-@pytest.mark.parametrize("Est, kernel", [(NNGPSketch, nngp_kernel), (NTKSketch, ntk_kernel)])
+@pytest.mark.parametrize(
+    "Est, kernel", [(NNGPSketch, nngp_kernel), (NTKSketch, ntk_kernel)]
+)
 @pytest.mark.parametrize("act", ["relu", "erf", "gelu", "sin", "tanh"])
 @pytest.mark.parametrize("depth", [1, 3])
 def test_kernel_approximation_beats_monte_carlo(Est, kernel, act, depth):
@@ -47,10 +57,23 @@ def test_kernel_approximation_beats_monte_carlo(Est, kernel, act, depth):
     kw = dict(act=act, depth=depth, W_std=1.5, b_std=0.1)
     K = kernel(X, **kw)
     m = 1024
-    ours = np.mean([_rel_fro(Est(n_components=m, random_state=s, **kw).fit_transform(X), K)
-                    for s in range(3)])
-    mc = np.mean([_rel_fro(monte_carlo_features(X, n_components=m, ntk=Est is NTKSketch,
-                                                random_state=s, **kw), K) for s in range(3)])
+    ours = np.mean(
+        [
+            _rel_fro(Est(n_components=m, random_state=s, **kw).fit_transform(X), K)
+            for s in range(3)
+        ]
+    )
+    mc = np.mean(
+        [
+            _rel_fro(
+                monte_carlo_features(
+                    X, n_components=m, ntk=Est is NTKSketch, random_state=s, **kw
+                ),
+                K,
+            )
+            for s in range(3)
+        ]
+    )
     assert ours <= mc, (ours, mc)
     if act != "sin":  # sin's kernel is nearly diagonal: every random map is noisy
         # m = 1024 only; depth-3 NTK compounds three layers of sketch noise.
@@ -61,8 +84,17 @@ def test_error_falls_with_n_components():
     X = _data(d=16)
     K = ntk_kernel(X, act="erf", depth=2)
     errs = [
-        np.mean([_rel_fro(NTKSketch(act="erf", depth=2, n_components=m, random_state=s)
-                          .fit_transform(X), K) for s in range(3)])
+        np.mean(
+            [
+                _rel_fro(
+                    NTKSketch(
+                        act="erf", depth=2, n_components=m, random_state=s
+                    ).fit_transform(X),
+                    K,
+                )
+                for s in range(3)
+            ]
+        )
         for m in (256, 1024, 4096)
     ]
     assert errs[0] > errs[1] > errs[2]
@@ -77,7 +109,9 @@ def test_zero_and_extreme_rows_are_finite():
     X[2] *= 1e4
     for act in ("relu", "erf", "tanh", "gelu", "sin"):
         for Est in (NNGPSketch, NTKSketch):
-            Z = Est(act=act, depth=3, n_components=128, b_std=0.1, random_state=0).fit_transform(X)
+            Z = Est(
+                act=act, depth=3, n_components=128, b_std=0.1, random_state=0
+            ).fit_transform(X)
             assert np.all(np.isfinite(Z))
 
 
@@ -86,9 +120,12 @@ def test_reproducible_batch_invariant_and_pickle():
     est = NTKSketch(act="gelu", depth=2, n_components=256, random_state=42).fit(X)
     Z = est.transform(X)
     np.testing.assert_array_equal(Z, clone(est).fit(X).transform(X))
-    np.testing.assert_allclose(est.set_params(batch_size=7).transform(X), Z, rtol=1e-12, atol=1e-14)
-    np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).transform(X),
-                                  est.transform(X))
+    np.testing.assert_allclose(
+        est.set_params(batch_size=7).transform(X), Z, rtol=1e-12, atol=1e-14
+    )
+    np.testing.assert_array_equal(
+        pickle.loads(pickle.dumps(est)).transform(X), est.transform(X)
+    )
 
 
 def test_float32_and_sparse():
@@ -115,21 +152,35 @@ def test_set_output_and_feature_names():
 def test_pipelines_and_grid_search():
     X, y = load_digits(return_X_y=True)
     X, y = X[:400], y[:400]
-    pipe = Pipeline([("scale", StandardScaler()), ("ntk", NTKSketch(act="erf", random_state=0)),
-                     ("ridge", RidgeClassifier())])
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("ntk", NTKSketch(act="erf", random_state=0)),
+            ("ridge", RidgeClassifier()),
+        ]
+    )
     assert pipe.fit(X[:300], y[:300]).score(X[300:], y[300:]) > 0.85
-    logreg = make_pipeline(StandardScaler(), NNGPSketch(n_components=256, random_state=0),
-                           LogisticRegression(max_iter=500))
+    logreg = make_pipeline(
+        StandardScaler(),
+        NNGPSketch(n_components=256, random_state=0),
+        LogisticRegression(max_iter=500),
+    )
     assert logreg.fit(X[:300], y[:300]).score(X[300:], y[300:]) > 0.8
     grid = GridSearchCV(
         pipe,
-        {"ntk__depth": [1, 2], "ntk__n_components": [128, 256], "ntk__act": ["erf", "relu"],
-         "ntk__W_std": [1.0, 1.5]},
+        {
+            "ntk__depth": [1, 2],
+            "ntk__n_components": [128, 256],
+            "ntk__act": ["erf", "relu"],
+            "ntk__W_std": [1.0, 1.5],
+        },
         cv=2,
         n_jobs=2,
     ).fit(X, y)
     assert grid.best_score_ > 0.8
-    reg = Pipeline([("ntk", NTKSketch(act="erf")), ("ridge", Ridge())]).fit(X, y.astype(float))
+    reg = Pipeline([("ntk", NTKSketch(act="erf")), ("ridge", Ridge())]).fit(
+        X, y.astype(float)
+    )
     assert reg.score(X, y) > 0.5
 
 

@@ -23,7 +23,9 @@ def test_fc_oracle(oracle):
         if case["kind"] != "fc":
             continue
         act = act_from_case(case["act"])
-        kw = dict(act=act, depth=case["depth"], W_std=case["W_std"], b_std=case["b_std"])
+        kw = dict(
+            act=act, depth=case["depth"], W_std=case["W_std"], b_std=case["b_std"]
+        )
         tol = 1e-6 if case["act"]["name"] == "tanh" else 1e-8
         for name, fn in (("nngp", nngp_kernel), ("ntk", ntk_kernel)):
             err = _rel_max(fn(arr["X"], **kw), arr[name])
@@ -40,7 +42,9 @@ def test_no_nan_extreme_norms(name, depth):
     X = rng.randn(4, 3)
     X = X / np.linalg.norm(X, axis=1, keepdims=True)
     X = np.vstack([np.zeros(3), 1e-8 * X[0], 1e4 * X[1], X[2:]])
-    act = activations.get(name, **({"degree": 2} if "monomial" in name or name == "hermite" else {}))
+    act = activations.get(
+        name, **({"degree": 2} if "monomial" in name or name == "hermite" else {})
+    )
     if name in ("exp", "gaussian"):
         X = X[:2]  # their duals diverge for large inputs by definition
     for b_std in (0.0, 0.1):
@@ -80,8 +84,12 @@ def test_blocks_threads_and_sparse_agree(monkeypatch):
     X[X < 0.5] = 0
     ref = ntk_kernel(X, act="erf", depth=2)
     with sklearn.config_context(working_memory=0.01):
-        np.testing.assert_allclose(ntk_kernel(X, act="erf", depth=2, n_jobs=2), ref, rtol=1e-13)
-    np.testing.assert_allclose(ntk_kernel(sp.csr_matrix(X), act="erf", depth=2), ref, rtol=1e-12)
+        np.testing.assert_allclose(
+            ntk_kernel(X, act="erf", depth=2, n_jobs=2), ref, rtol=1e-13
+        )
+    np.testing.assert_allclose(
+        ntk_kernel(sp.csr_matrix(X), act="erf", depth=2), ref, rtol=1e-12
+    )
     K32 = ntk_kernel(X.astype(np.float32), act="erf", depth=2)
     np.testing.assert_allclose(K32, ref, rtol=1e-4)
 
@@ -94,7 +102,7 @@ def test_bad_inputs_raise_clear_errors():
         nngp_kernel(X, W_std=-1.0)
     with pytest.raises(ValueError, match="features"):
         nngp_kernel(X, np.ones((2, 3)))
-    with pytest.raises(ValueError, match="NaN|infinity"):
+    with pytest.raises(ValueError, match=r"NaN|infinity"):
         nngp_kernel(np.array([[np.nan, 1.0]]))
     with pytest.raises(ValueError, match="no_such_act"):
         nngp_kernel(X, act="no_such_act")
@@ -104,13 +112,17 @@ def test_gp_kernel_ridge_and_svc():
     rng = np.random.RandomState(0)
     X = rng.randn(40, 3)
     y = np.sin(X[:, 0]) + 0.1 * rng.randn(40)
-    gp = GaussianProcessRegressor(NNGPKernel(act="erf", depth=2) + WhiteKernel(), random_state=0)
+    gp = GaussianProcessRegressor(
+        NNGPKernel(act="erf", depth=2) + WhiteKernel(), random_state=0
+    )
     gp.fit(X, y)
     assert gp.score(X, y) > 0.8
     kern = NTKKernel(act="relu", depth=2)
     np.testing.assert_allclose(kern(X), ntk_kernel(X, act="relu", depth=2))
     np.testing.assert_allclose(kern.diag(X), np.diag(kern(X)), rtol=1e-12)
-    np.testing.assert_allclose(NNGPKernel(depth=3).diag(X), np.diag(NNGPKernel(depth=3)(X)))
+    np.testing.assert_allclose(
+        NNGPKernel(depth=3).diag(X), np.diag(NNGPKernel(depth=3)(X))
+    )
     krr = KernelRidge(kernel=kern, alpha=0.1).fit(X, y)
     assert krr.score(X, y) > 0.8
     svc = SVC(kernel=NNGPKernel(act="gelu")).fit(X, y > 0)
@@ -121,14 +133,22 @@ def test_gp_optimizes_hyperparameters():
     rng = np.random.RandomState(0)
     X = rng.randn(30, 2)
     y = X[:, 0] ** 2
-    kern = NNGPKernel(act="relu", depth=1, W_std=1.0, b_std=0.5,
-                      W_std_bounds=(0.1, 10.0), b_std_bounds=(0.01, 10.0))
-    K, grad = kern(X, eval_gradient=True)
+    kern = NNGPKernel(
+        act="relu",
+        depth=1,
+        W_std=1.0,
+        b_std=0.5,
+        W_std_bounds=(0.1, 10.0),
+        b_std_bounds=(0.01, 10.0),
+    )
+    _, grad = kern(X, eval_gradient=True)
     assert grad.shape == (30, 30, 2)
     # Central differences against a direct evaluation in log space.
     h = 1e-3
     k_plus = NNGPKernel(act="relu", W_std=np.exp(h), b_std=0.5)(X)
     k_minus = NNGPKernel(act="relu", W_std=np.exp(-h), b_std=0.5)(X)
-    np.testing.assert_allclose(grad[..., 0], (k_plus - k_minus) / (2 * h), rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(
+        grad[..., 0], (k_plus - k_minus) / (2 * h), rtol=1e-5, atol=1e-8
+    )
     gp = GaussianProcessRegressor(kern + WhiteKernel(1e-2), random_state=0).fit(X, y)
     assert gp.kernel_.k1.W_std != 1.0

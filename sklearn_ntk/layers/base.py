@@ -64,7 +64,9 @@ class KernelState:
         xp, _, dev = get_namespace_and_device(self.nngp)
         n, m = self.nngp.shape
         offset = int(cols[0]) - int(rows[0]) if len(rows) else m
-        mask = (xp.arange(m, device=dev)[None, :] - xp.arange(n, device=dev)[:, None]) == offset
+        mask = (
+            xp.arange(m, device=dev)[None, :] - xp.arange(n, device=dev)[:, None]
+        ) == offset
         return replace(self, nngp=xp.where(mask, self.kxx, self.nngp))
 
     def replace(self, **changes: Any) -> KernelState:

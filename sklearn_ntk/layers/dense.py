@@ -168,7 +168,10 @@ def _fold(c: np.ndarray, total_p: np.ndarray, total_m: np.ndarray) -> np.ndarray
     c = np.array(c, dtype=np.float64, copy=True)
     q = c.shape[1] - 1
     sq = c * c
-    for parity, total in ((0, 0.5 * (total_p + total_m)), (1, 0.5 * (total_p - total_m))):
+    for parity, total in (
+        (0, 0.5 * (total_p + total_m)),
+        (1, 0.5 * (total_p - total_m)),
+    ):
         n_top = q if q % 2 == parity else q - 1
         if n_top < 0:
             continue
@@ -260,7 +263,9 @@ class ElementwiseSketch(LayerSketch):
         # activations, negligible tail) the expansion goes to ``degree`` and
         # the tail is folded.
         samplable = not dims.sparse and _has_pointwise(act)
-        self.degree = min(int(degree), 2 if narrow2 else 1) if samplable else int(degree)
+        self.degree = (
+            min(int(degree), 2 if narrow2 else 1) if samplable else int(degree)
+        )
         weights, tail = self._weights(r_ref)
         self.mc_tail = samplable and tail > _TAIL_THRESHOLD
         if not self.mc_tail and self.degree != int(degree):
@@ -278,7 +283,11 @@ class ElementwiseSketch(LayerSketch):
         first = 1 + self.exact1 + self.exact2
         parts = np.append(weights[first - 1 :], tail if self.mc_tail else 0.0)
         cost = np.append(np.arange(first, q + 1, dtype=np.float64), _TAIL_COST)
-        alloc = split_degrees(parts, budget, cost) if first <= q or self.mc_tail else parts * 0
+        alloc = (
+            split_degrees(parts, budget, cost)
+            if first <= q or self.mc_tail
+            else parts * 0
+        )
         m = np.zeros(q, dtype=int)
         m[first - 1 :] = alloc[:-1]
         self.m, self.m_tail = m, int(alloc[-1])
@@ -316,8 +325,10 @@ class ElementwiseSketch(LayerSketch):
         r1 = np.array([math.sqrt(dims.scale2)])
         a, b = self._coefs(r1)
         if self.mc_tail:  # the tail features make the norms exact in expectation
-            s2, s2_dot = (float(v[0]) if v is not None else 0.0
-                          for v in act.dual(r1**2, r1**2, r1**2, derivative=self.ntk))
+            s2, s2_dot = (
+                float(v[0]) if v is not None else 0.0
+                for v in act.dual(r1**2, r1**2, r1**2, derivative=self.ntk)
+            )
         else:
             s2 = float((a[0, self._kept] ** 2).sum())
             s2_dot = float((b[0, self._kept] ** 2).sum()) if self.ntk else 0.0
@@ -365,7 +376,7 @@ class ElementwiseSketch(LayerSketch):
         """
         d_psi = dims.psi
         r = math.sqrt(max(dims.scale2, 1e-12)) * np.array([0.5, 1.0, 2.0])
-        a, b = self._coefs(r)
+        _, b = self._coefs(r)
         _, tot = self.act.dual(r * r, r * r, r * r)
         w0 = float((b[:, 0] ** 2).max())
         w_rest = float(np.maximum(np.asarray(tot) - b[:, 0] ** 2, 0.0).max())
@@ -375,7 +386,7 @@ class ElementwiseSketch(LayerSketch):
         elif w0 <= 1e-12 * w_rest:
             n0 = 0
         else:
-            n0 = int(round(n_psi * w0 / (w0 + math.sqrt(2.0) * w_rest)))
+            n0 = round(n_psi * w0 / (w0 + math.sqrt(2.0) * w_rest))
             n0 = min(max(n0, 1), n_psi - 1)
             if not dims.sparse and d_psi <= n0:
                 n0 = d_psi  # exact: the rest goes to the tensor sketch
@@ -397,7 +408,11 @@ class ElementwiseSketch(LayerSketch):
                 self.psi_first_stage = CountSketch(d_psi, min(d_psi, n_phi), rng)
                 d_psi = min(d_psi, n_phi)
             self.tensor = TensorSRHT(
-                d_psi, n_rest_in, n_psi - n0, rng, n_linear=n0 if self.shared_spread else 0
+                d_psi,
+                n_rest_in,
+                n_psi - n0,
+                rng,
+                n_linear=n0 if self.shared_spread else 0,
             )
 
     def _basis(self, xp: Any, u: Any) -> list[Any]:
@@ -500,7 +515,9 @@ class ElementwiseSketch(LayerSketch):
         parts = []
         if self.n0 > 0 and not self.shared_spread:
             psi0 = f.psi if self.psi_exact else self.psi_project(f.psi)
-            parts.append(b[:, 0:1] * asxp(_dense(psi0, np), xp, device=dev, dtype=dtype))
+            parts.append(
+                b[:, 0:1] * asxp(_dense(psi0, np), xp, device=dev, dtype=dtype)
+            )
         if self.tensor is not None:
             psi = f.psi
             if self.psi_first_stage is not None:
