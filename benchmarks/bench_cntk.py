@@ -18,6 +18,7 @@ Writes a markdown table to ``benchmarks/results_cntk.md``.  Run::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -136,6 +137,7 @@ def main():
         cases = [(8, 120), (16, 60)]
     rng = np.random.RandomState(0)
     rows, cv = [], None
+    load_start = os.getloadavg()[0]
     with threads(2):
         for size, n in cases:
             X, y = digits(size)
@@ -161,10 +163,14 @@ def main():
                     flush=True,
                 )
 
+    load_end = os.getloadavg()[0]
     lines = [
         "# CNTKSketch vs exact CNTK (Myrtle-5, relu) on digits",
         "",
         machine_facts(),
+        f"1-minute load average at start / end: {load_start:.1f} / {load_end:.1f} "
+        f"(on {os.cpu_count()} CPUs: above that, other processes shared the cores and "
+        "every time is inflated, the exact kernel's most since it runs on 2 threads).",
         "",
         "Sketch: `CNTKSketch(architecture='myrtle', depth=5, "
         f"n_components={N_COMPONENTS}, n_channels={N_CHANNELS}, degree=8)` + "

@@ -70,7 +70,7 @@ n, d, chunk, m = 200_000, 20, 20_000, 1024
 rs = da.random.RandomState(0)
 Xd = rs.standard_normal((n, d), chunks=(chunk, d)).astype(np.float32)
 w_true = np.random.RandomState(1).standard_normal(d).astype(np.float32)
-yd = da.sin(Xd @ w_true / np.sqrt(d) * 2.0) + 0.1 * rs.standard_normal(n, chunks=chunk)
+yd = da.sin(Xd @ w_true / np.sqrt(d)) + 0.1 * rs.standard_normal(n, chunks=chunk)
 
 sketch = NTKSketch(act="relu", depth=2, n_components=m, random_state=0).fit(Xd)
 Zd = sketch.transform(Xd)  # lazy: nothing computed yet

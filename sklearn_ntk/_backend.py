@@ -111,7 +111,12 @@ def to_numpy(a: Any) -> np.ndarray:
         return a.get()
     if type(a).__module__.startswith("torch"):
         return a.detach().cpu().numpy()
-    return np.asarray(a)
+    try:
+        return np.asarray(a)
+    except (RuntimeError, TypeError, ValueError):
+        # Arrays on a non-host device (array-api-strict's "device1", ...):
+        # DLPack copies them to the host.
+        return np.from_dlpack(a, device="cpu", copy=True)
 
 
 # ---------------------------------------------------------------------- CuPy

@@ -21,6 +21,7 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils import gen_batches
+from sklearn.utils._array_api import check_same_namespace
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -116,6 +117,12 @@ class _BaseNeuralSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                 raise TypeError('backend="cupy" does not accept sparse input.')
         self.activation_ = get(self.act)
         self.sparse_input_ = sp.issparse(X)
+        # Under array_api_dispatch, transform checks that X has the namespace
+        # and device seen here (scikit-learn's convention for fitted arrays).
+        self._fit_probe = None
+        if get_config()["array_api_dispatch"] and not self.sparse_input_:
+            xp, _, dev = get_namespace_and_device(X)
+            self._fit_probe = xp.zeros(0, dtype=X.dtype, device=dev)
         self.sketch_ = self._network().sketch(
             self.n_features_in_,
             self.n_components,
@@ -171,6 +178,8 @@ class _BaseNeuralSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
 
     def _transform_array(self, X: Any, out: Any = None, verbose: int = 0) -> Any:
         """``transform`` of an in-memory array, without the set_output wrapper."""
+        if getattr(self, "_fit_probe", None) is not None:
+            check_same_namespace(X, self, attribute="_fit_probe", method="transform")
         X = self._check_input(X, reset=False)
         backend = self._backend()
         sparse = sp.issparse(X)
