@@ -275,9 +275,17 @@ _FC_DOC_PARAMS = """
     n_components : int, default=1024
         Number of output features.
     degree : int, default=8
-        Degree of the Hermite expansion of the activation that is sketched;
-        the tail beyond it is folded into the last even and odd degrees, so
-        that the features keep the exact norms.
+        Highest Hermite degree sketched by PolySketch/TensorSketch.  Degrees
+        0 and 1 (and 2 when the layer's input is narrow) are always exact or
+        cheaply projected.  When the activation has a pointwise form and the
+        input is dense, the rest of the expansion is covered, without bias,
+        by Monte-Carlo features of the activation minus its truncated
+        expansion (they measured lower error per feature than high-degree
+        PolySketches), and ``degree`` only caps the sketched degrees.  On
+        sparse input, and for activations defined by their dual alone
+        (``exp_normalized``), degrees up to ``degree`` are sketched and the
+        tail's mass is folded into the last even and odd degrees, so that the
+        features keep the exact norms.
     W_std : float, default=1.0
         Standard deviation of the weights.
     b_std : float, default=0.0
