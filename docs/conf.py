@@ -60,7 +60,7 @@ pygments_style = "sphinx"
 # -- autodoc / autosummary / numpydoc -------------------------------------------
 autosummary_generate = True
 autosummary_imported_members = True
-autodoc_default_options = {"members": True, "inherited-members": False}
+autodoc_default_options: dict = {}
 autodoc_typehints = "none"  # numpydoc sections carry the types
 autodoc_member_order = "bysource"
 

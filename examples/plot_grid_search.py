@@ -1,7 +1,7 @@
 """
-=====================================================
+=============================================
 Grid search over depth and number of features
-=====================================================
+=============================================
 
 The parameters of :class:`~sklearn_ntk.NTKSketch` are ordinary scikit-learn
 hyper-parameters, so :class:`~sklearn.model_selection.GridSearchCV` can tune

@@ -1,7 +1,7 @@
 r"""
-=====================================
+=======================================
 Hermite coefficient decay by activation
-=====================================
+=======================================
 
 The sketches represent an activation ``σ`` by its Hermite expansion at the
 scale ``r`` of its input,

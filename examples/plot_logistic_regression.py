@@ -1,7 +1,7 @@
 """
-==================================================
+=========================================================
 Classification with NNGP features and logistic regression
-==================================================
+=========================================================
 
 Random features turn any linear classifier into an (approximate) kernel
 classifier.  Here :class:`~sklearn_ntk.NNGPSketch` features feed

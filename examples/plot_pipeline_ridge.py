@@ -1,7 +1,7 @@
 """
-==========================================
+=====================================
 NTK features in a pipeline with ridge
-==========================================
+=====================================
 
 :class:`~sklearn_ntk.NTKSketch` is a scikit-learn transformer: it maps each
 row to ``n_components`` random features whose inner products approximate the

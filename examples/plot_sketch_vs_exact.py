@@ -1,7 +1,7 @@
 """
-=====================================================
+===============================================
 Sketch against exact kernels: time and accuracy
-=====================================================
+===============================================
 
 Exact kernel methods need the ``n x n`` kernel matrix: quadratic memory and
 time to build it, cubic time to solve with it.  Random features replace it by

@@ -65,7 +65,7 @@ class _BaseConvSketch(_BaseNeuralSketch):
         readout="global_avg",
         image_shape=None,
         n_components=1024,
-        n_channels=128,
+        n_channels=192,
         degree=8,
         W_std=_SQRT2,
         b_std=0.0,
@@ -179,7 +179,7 @@ _CONV_DOC_PARAMS = """
         images and any other width ``d`` as ``1 x d x 1`` images.
     n_components : int, default=1024
         Number of output features.
-    n_channels : int, default=128
+    n_channels : int, default=192
         Features per pixel after each hidden activation (the last activation
         gets the ``n_components`` budget).  Larger is more accurate and
         slower: a ``Conv`` feeds ``filter_size**2 * n_channels`` features per
@@ -279,10 +279,11 @@ class CNTKSketch(_BaseConvSketch):
     >>> from sklearn.linear_model import RidgeClassifier
     >>> from sklearn.pipeline import make_pipeline
     >>> from sklearn_ntk.conv_estimators import CNTKSketch
-    >>> X, y = load_digits(return_X_y=True)                  # 8 x 8 images
+    >>> X, y = load_digits(return_X_y=True)
+    >>> X = X / 16                                     # 8 x 8 images, pixels in [0, 1]
     >>> model = make_pipeline(CNTKSketch(n_components=1024, random_state=0),
-    ...                       RidgeClassifier(alpha=1e-3))
-    >>> model.fit(X[:500], y[:500]).score(X[500:800], y[500:800]) > 0.9
+    ...                       RidgeClassifier(alpha=1e-4, fit_intercept=False))
+    >>> model.fit(X[:500], y[:500]).score(X[1000:1300], y[1000:1300]) > 0.9
     True
     """
     )

@@ -263,7 +263,7 @@ class ConvNetwork:
         n_components: int,
         *,
         ntk: bool,
-        n_channels: int = 128,
+        n_channels: int = 192,
         reduce: float | None = 2.0,
         random_state: Any = None,
     ) -> NetworkSketch:

@@ -40,7 +40,6 @@ def test_sketch_error_on_oracle(oracle, name):
             b_std=case["b_std"],
             image_shape=X.shape[1:],
             n_components=4096,
-            n_channels=256,
             random_state=0,
         )
         flat = X.reshape(len(X), -1)
