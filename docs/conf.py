@@ -22,12 +22,12 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE / "_ext"))
 sys.path.insert(0, str(ROOT))
 
-import sklearn_ntk  # noqa: I001
+import sklearn_ntk
 
 # -- Project -------------------------------------------------------------------
 project = "sklearn-ntk"
 author = "sklearn-ntk developers"
-copyright = "2024-2025, sklearn-ntk developers"  # noqa: A001
+copyright = "2024-2025, sklearn-ntk developers"
 version = release = sklearn_ntk.__version__
 
 # -- General -------------------------------------------------------------------

@@ -88,7 +88,7 @@ for kind in kinds:
 # dotted guide); the sketch has the smaller constant, because the low Hermite
 # degrees of the activation are represented exactly or by unbiased
 # low-variance sketches, and only the small remainder is sampled.
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), sharey=True)
 for ax, kind in zip(axes, kinds):
     for i, act in enumerate(activations):
         sk, mc = errors[kind, act]
@@ -103,6 +103,7 @@ for ax, kind in zip(axes, kinds):
     ax.set_title(f"{kind}, depth {depth}, 300 digits")
     ax.grid(True, which="both", alpha=0.3)
 axes[0].set_ylabel(r"relative error $\|ZZ^T - K\|_F / \|K\|_F$")
-axes[1].legend(fontsize=8, ncol=2, loc="upper right")
-fig.tight_layout()
+handles, labels = axes[0].get_legend_handles_labels()
+fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=9, frameon=False)
+fig.tight_layout(rect=(0, 0.12, 1, 1))
 plt.show()

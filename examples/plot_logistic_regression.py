@@ -66,7 +66,7 @@ for row, (data_name, (X, y)) in enumerate(datasets.items()):
         proba = model.predict_proba(grid)[:, 1].reshape(x0.shape)
         ax = axes[row, col]
         ax.contourf(x0, x1, proba, levels=np.linspace(0, 1, 11), cmap="RdBu_r",
-                    alpha=0.7)
+                    alpha=0.5)
         ax.contour(x0, x1, proba, levels=[0.5], colors="k", linewidths=1)
         ax.scatter(X_test[:, 0], X_test[:, 1], c=y_test, cmap="RdBu_r",
                    edgecolors="k", s=18)

@@ -53,6 +53,10 @@ class _BaseConvSketch(_BaseNeuralSketch):
         "W_std": [Interval(Real, 0, None, closed="left")],
         "b_std": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        # The convolutional feature path is NumPy code (shifted adds, einsum):
+        # no "cupy" backend yet, and no Array API dispatch.
+        "backend": [StrOptions({"auto", "numpy"})],
+        "verbose": ["verbose"],
         "random_state": ["random_state"],
     }
 
@@ -70,6 +74,8 @@ class _BaseConvSketch(_BaseNeuralSketch):
         W_std=_SQRT2,
         b_std=0.0,
         batch_size=None,
+        backend="auto",
+        verbose=0,
         random_state=None,
     ):
         self.act = act
@@ -84,6 +90,8 @@ class _BaseConvSketch(_BaseNeuralSketch):
         self.W_std = W_std
         self.b_std = b_std
         self.batch_size = batch_size
+        self.backend = backend
+        self.verbose = verbose
         self.random_state = random_state
 
     def _check_input(self, X: Any, reset: bool) -> Any:
@@ -195,6 +203,12 @@ _CONV_DOC_PARAMS = """
     batch_size : int, default=None
         Images transformed at once; ``None`` sizes batches from
         scikit-learn's ``working_memory``.
+    backend : {"auto", "numpy"}, default="auto"
+        Where the features are computed.  The convolutional feature path is
+        NumPy code for now: inputs of other namespaces are moved to NumPy and
+        the features moved back (no ``"cupy"`` backend yet).
+    verbose : int, default=0
+        Report progress over batches when positive.
     random_state : int, RandomState instance or None, default=None
         Seeds the sketches; pass an int for reproducible features.
 

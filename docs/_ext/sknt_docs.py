@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import inspect
 import re
-from pathlib import Path
 from dataclasses import MISSING, fields
+from pathlib import Path
 
 from docutils import nodes
 from docutils.statemachine import StringList
