@@ -86,7 +86,7 @@ sphinx_gallery_conf = {
     "only_warn_on_example_error": False,
     "reset_modules": ("matplotlib",),
     "show_memory": False,
-    "backreferences_dir": None,
+    "backreferences_dir": "gen_modules/backreferences",
     "doc_module": ("sklearn_ntk",),
     "write_computation_times": True,
 }

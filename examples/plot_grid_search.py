@@ -96,6 +96,6 @@ for i in range(table.shape[0]):
         ax.text(j, i, f"{v:.3f}", ha="center", va="center",
                 color="white" if v < table.values.mean() else "black")
 fig.colorbar(im, ax=ax, label="accuracy")
-ax.set_title("best alpha per cell")
+ax.set_title("CV accuracy (best alpha per cell)")
 fig.tight_layout()
 plt.show()

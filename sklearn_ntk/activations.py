@@ -505,7 +505,7 @@ class Relu(_Homogeneous):
         return _rectified_monomial_unit(1, degree)
 
     def _dual(self, xp, kxx, kxy, kyy, derivative):
-        sx, sy, isx, isy = _norms(xp, kxx, kyy)
+        sx, sy, _, _ = _norms(xp, kxx, kyy)
         rho = _correlation(xp, kxx, kxy, kyy)
         s = rho * rho
         s *= -1.0
@@ -584,7 +584,7 @@ class Abs(_Homogeneous):
         return 2.0 * a
 
     def _dual(self, xp, kxx, kxy, kyy, derivative):
-        sx, sy, isx, isy = _norms(xp, kxx, kyy)
+        sx, sy, _, _ = _norms(xp, kxx, kyy)
         rho = _correlation(xp, kxx, kxy, kyy)
         s = rho * rho
         s *= -1.0
@@ -657,7 +657,6 @@ class Sign(_Homogeneous):
         return a
 
     def _dual(self, xp, kxx, kxy, kyy, derivative):
-        _, _, isx, isy = _norms(xp, kxx, kyy)
         rho = _correlation(xp, kxx, kxy, kyy)
         t = _inplace(xp, "asin", rho)
         t *= 2.0 / _PI
@@ -754,7 +753,7 @@ class RectifiedMonomial(_Homogeneous):
         k = self.degree
         if k == 0:
             return Step()._dual(xp, kxx, kxy, kyy, derivative)
-        sx, sy, isx, isy = _norms(xp, kxx, kyy)
+        sx, sy, _, _ = _norms(xp, kxx, kyy)
         rho = _correlation(xp, kxx, kxy, kyy)
         Mk, Mk1 = _rectified_moments(xp, rho, k)
         p = sx * sy
@@ -1516,7 +1515,7 @@ class ExpNormalized(Activation):
         return a, b * math.sqrt(g)
 
     def _dual(self, xp, kxx, kxy, kyy, derivative):
-        sx, sy, isx, isy = _norms(xp, kxx, kyy)
+        sx, sy, _, _ = _norms(xp, kxx, kyy)
         rho = _correlation(xp, kxx, kxy, kyy)
         rho += self.shift
         rho *= self.gamma

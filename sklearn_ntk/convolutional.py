@@ -46,7 +46,7 @@ from .layers.conv import (
     pixel_diagonal,
 )
 from .layers.dense import Dense, Elementwise
-from .networks import DenseInput, Network, NetworkSketch
+from .networks import DenseInput, Network, NetworkSketch, split_ntk_budget
 from .sketches import SRHT
 
 __all__ = [
@@ -323,12 +323,7 @@ class ConvNetwork:
             budget = max(int(n_channels), -(-budget // (H * W)), 8)
         if not ntk:
             return budget, 0
-        k_out, theta_out = self.reference_scales(ntk=True)
-        frac = k_out / theta_out if theta_out > 0 else 0.5
-        # The tensor-sketched part has about twice the variance per feature.
-        share = frac / (frac + (1 - frac) * math.sqrt(2.0))
-        n_phi = round(budget * min(max(share, 0.2), 0.8))
-        return n_phi, budget - n_phi
+        return split_ntk_budget(budget, *self.reference_scales(ntk=True))
 
 
 # ----------------------------------------------------------------------------

@@ -22,7 +22,13 @@ from .layers.base import Dims, Features, KernelState
 from .layers.dense import Dense, Elementwise
 from .sketches import SRHT
 
-__all__ = ["DenseInput", "Network", "NetworkSketch", "fully_connected"]
+__all__ = [
+    "DenseInput",
+    "Network",
+    "NetworkSketch",
+    "fully_connected",
+    "split_ntk_budget",
+]
 
 
 @dataclass(frozen=True)
@@ -160,14 +166,24 @@ class Network:
         )
         bias = int(last_dense is not None and last_dense.b_std != 0)
         budget = max(n_components - bias, 2)
-        if not ntk:
-            return budget, 0
-        k_out, theta_out = self.reference_scales(ntk=True)
-        frac = k_out / theta_out if theta_out > 0 else 0.5
-        # The tensor-sketched part has about twice the variance per feature.
-        share = frac / (frac + (1 - frac) * math.sqrt(2.0))
-        n_phi = round(budget * min(max(share, 0.2), 0.8))
-        return n_phi, budget - n_phi
+        return (
+            split_ntk_budget(budget, *self.reference_scales(ntk=True))
+            if ntk
+            else (budget, 0)
+        )
+
+
+def split_ntk_budget(budget: int, k_out: float, theta_out: float) -> tuple[int, int]:
+    """Split an NTK feature budget into ``(phi, tensor part)`` widths.
+
+    In proportion to ``K / Theta`` at the reference scale, the tensor-sketched
+    part counting about twice the variance per feature; each part keeps at
+    least a fifth of the budget.
+    """
+    frac = k_out / theta_out if theta_out > 0 else 0.5
+    share = frac / (frac + (1 - frac) * math.sqrt(2.0))
+    n_phi = round(budget * min(max(share, 0.2), 0.8))
+    return n_phi, budget - n_phi
 
 
 class NetworkSketch:
