@@ -37,7 +37,7 @@ from sklearn_ntk.convolutional import cntk_kernel
 
 ALPHA = 1e-4  # ridge, the same for the sketch and the exact kernel
 N_COMPONENTS = 4096
-N_CHANNELS = 128
+N_CHANNELS = CNTKSketch().n_channels  # the default, as users get it
 NT_MS_PER_PAIR = {8: 0.5, 16: 8.0}  # neural-tangents' exact Myrtle-5 CNTK, this machine
 
 

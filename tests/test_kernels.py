@@ -35,7 +35,7 @@ def test_fc_oracle(oracle):
 
 
 @pytest.mark.parametrize("name", activations.available())
-@pytest.mark.parametrize("depth", [1, 3, 5])
+@pytest.mark.parametrize("depth", [1, 2, 3, 4, 5])
 def test_no_nan_extreme_norms(name, depth):
     """Zero rows and rows of norm 1e-8 and 1e4 give finite kernels."""
     rng = np.random.RandomState(0)
@@ -53,7 +53,7 @@ def test_no_nan_extreme_norms(name, depth):
                 K = fn(X, act=act, depth=depth, b_std=b_std)
             except OverflowError as exc:
                 # exp(exp(...)) really overflows with depth: a clear error, no inf.
-                assert name == "exp" and depth == 5 and "overflow" in str(exc).lower()
+                assert name == "exp" and depth >= 4 and "overflow" in str(exc).lower()
                 continue
             assert np.all(np.isfinite(K)), (name, depth, fn.__name__)
 
