@@ -10,6 +10,7 @@ from sklearn.kernel_ridge import KernelRidge
 from sklearn.svm import SVC
 
 from sklearn_ntk import NNGPKernel, NTKKernel, activations, nngp_kernel, ntk_kernel
+from sklearn_ntk.montecarlo import monte_carlo_features
 
 
 def _rel_max(a, b):
@@ -152,3 +153,44 @@ def test_gp_optimizes_hyperparameters():
     )
     gp = GaussianProcessRegressor(kern + WhiteKernel(1e-2), random_state=0).fit(X, y)
     assert gp.kernel_.k1.W_std != 1.0
+
+
+@pytest.mark.parametrize(
+    # exp_normalized has no pointwise form; exp's depth-2 dual overflows here.
+    "name",
+    [n for n in activations.available() if n not in ("exp_normalized", "exp")],
+)
+def test_finite_width_networks_converge_to_exact(name):
+    """Random finite networks (width 512) average to the exact kernels.
+
+    16 independent networks give, per entry, a mean and a standard error
+    estimated from their spread; every entry must lie within 6 standard
+    errors (plus 1e-9 of the kernel scale for entries with no variance),
+    NNGP and NTK, depth 2 with a bias.
+    """
+    extra = (
+        {"degree": 2} if name in ("monomial", "rectified_monomial", "hermite") else {}
+    )
+    act = activations.get(name, **extra)
+    rng = np.random.RandomState(0)
+    X = rng.randn(6, 4) * rng.uniform(0.3, 1.5, size=(6, 1))
+    kw = dict(act=act, depth=2, W_std=1.2, b_std=0.1)
+    for ntk, fn in ((False, nngp_kernel), (True, ntk_kernel)):
+        K = fn(X, **kw)
+        samples = np.stack(
+            [
+                (lambda Z: Z @ Z.T)(
+                    monte_carlo_features(
+                        X, n_components=512, ntk=ntk, random_state=s, **kw
+                    )
+                )
+                for s in range(16)
+            ]
+        )
+        se = samples.std(axis=0, ddof=1) / np.sqrt(len(samples))
+        err = np.abs(samples.mean(axis=0) - K)
+        assert np.all(err <= 6 * se + 1e-9 * np.abs(K).max()), (
+            name,
+            ntk,
+            (err / se).max(),
+        )
