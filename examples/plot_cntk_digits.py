@@ -8,10 +8,10 @@ is a strong kernel for images, but computing it exactly costs a full pass
 over every *pair of pixels* of every *pair of images*: quadratic in the
 number of images and in the number of pixels.
 
-:class:`~sklearn_ntk.conv_estimators.CNTKSketch` draws random features whose
+:class:`~sklearn_ntk.CNTKSketch` draws random features whose
 inner products approximate the same kernel, in time linear in the number of
 images.  Here we compare it with the exact Myrtle-5 CNTK
-(:func:`~sklearn_ntk.convolutional.cntk_kernel`) on scikit-learn's 8 x 8
+(:func:`~sklearn_ntk.cntk_kernel`) on scikit-learn's 8 x 8
 digits: the kernel approximation on a subset, then classification with a
 linear ridge model on the features against kernel ridge on the exact kernel.
 """
@@ -30,8 +30,7 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import RidgeClassifier
 from sklearn.model_selection import train_test_split
 
-from sklearn_ntk.conv_estimators import CNTKSketch
-from sklearn_ntk.convolutional import cntk_kernel
+from sklearn_ntk import CNTKSketch, cntk_kernel
 
 X, y = load_digits(return_X_y=True)
 X = X / 16.0

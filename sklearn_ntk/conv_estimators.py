@@ -222,7 +222,7 @@ _CONV_DOC_PARAMS = """
         The drawn feature map.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` has string column names.
 """
 

@@ -332,7 +332,7 @@ class NNGPSketch(_BaseNeuralSketch):
         TensorSketch in input-sparsity time).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` has string column names.
 
     See Also
@@ -410,7 +410,7 @@ class NTKSketch(NNGPSketch):
         Whether the first layer was drawn for sparse input.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` has string column names.
 
     See Also
