@@ -92,9 +92,22 @@ CHILD = textwrap.dedent(
 
 def measure(n, d, m, name, act="relu", depth=1, memmap=False, working_memory=1024.0):
     res = subprocess.run(
-        [sys.executable, "-c", CHILD, str(n), str(d), str(m), name, act, str(depth),
-         "1" if memmap else "0", str(working_memory)],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            str(n),
+            str(d),
+            str(m),
+            name,
+            act,
+            str(depth),
+            "1" if memmap else "0",
+            str(working_memory),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(res.stdout.strip().splitlines()[-1])
 

@@ -23,6 +23,7 @@ from _common import machine_facts  # noqa: E402
 
 # (script, arguments, fragments it writes, in report order)
 BENCHMARKS = [
+    ("oracle_errors.py", [], ["results/oracle.md"]),
     ("bench_fc.py", ["--parts", "error"], ["results/fc_error.md"]),
     ("bench_fc.py", ["--parts", "speed"], ["results/fc_speed.md"]),
     ("bench_fc.py", ["--parts", "sparse"], ["results/fc_sparse.md"]),

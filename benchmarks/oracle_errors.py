@@ -1,0 +1,65 @@
+"""Relative max error of our exact kernels against the neural-tangents oracle.
+
+Every case of ``tests/data/oracle.json`` (neural-tangents 0.6.5, float64):
+``max |ours - ref| / max |ref|`` per activation and kind, NNGP and NTK.
+Writes ``benchmarks/results/oracle.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import markdown_table  # noqa: E402
+from conftest import act_from_case  # noqa: E402
+
+from sklearn_ntk import cnngp_kernel, cntk_kernel, nngp_kernel, ntk_kernel  # noqa: E402
+
+
+def main() -> None:
+    cases = json.loads((ROOT / "tests/data/oracle.json").read_text())
+    arrays = np.load(ROOT / "tests/data/oracle.npz")
+    worst: dict[tuple[str, str], list[float]] = {}
+    for case in cases:
+        X = arrays[case["key"] + "_X"]
+        act = act_from_case(case["act"])
+        kw = dict(
+            act=act, depth=case["depth"], W_std=case["W_std"], b_std=case["b_std"]
+        )
+        if case["kind"] == "fc":
+            fns = (nngp_kernel, ntk_kernel)
+        else:
+            kw.update(architecture=case["kind"], filter_size=case["filter_size"])
+            if case["kind"] == "conv_stack":
+                kw["readout"] = case["readout"]
+            fns = (cnngp_kernel, cntk_kernel)
+        errs = []
+        for name, fn in zip(("nngp", "ntk"), fns):
+            ref = arrays[f"{case['key']}_{name}"]
+            errs.append(float(np.max(np.abs(fn(X, **kw) - ref)) / np.max(np.abs(ref))))
+        key = (case["kind"], case["act"]["name"])
+        prev = worst.get(key, [0.0, 0.0, 0])
+        worst[key] = [max(prev[0], errs[0]), max(prev[1], errs[1]), prev[2] + 1]
+    rows = [
+        [k, a, n, f"{e0:.1e}", f"{e1:.1e}"] for (k, a), (e0, e1, n) in worst.items()
+    ]
+    lines = [
+        "## Exact kernels against neural-tangents 0.6.5 (relative max error, worst case)",
+        "",
+        *markdown_table(["kind", "act", "cases", "NNGP", "NTK"], rows),
+        "",
+    ]
+    out = Path(__file__).with_name("results") / "oracle.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
