@@ -118,7 +118,10 @@ def main(argv=None) -> None:
     parser.add_argument("--d", type=int, default=100)
     parser.add_argument("--m", type=int, default=2048)
     parser.add_argument("--out", type=Path, default=HERE / "results_memory.md")
+    parser.add_argument("--quick", action="store_true", help="20,000 rows")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.n = min(args.n, 20_000)
     cases = [
         dict(name="NNGPSketch"),
         dict(name="NTKSketch"),
