@@ -100,7 +100,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # -- HTML -----------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
 html_title = f"sklearn-ntk {release}"
-html_static_path = ["_static"]
+html_static_path: list[str] = []  # no custom assets
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
