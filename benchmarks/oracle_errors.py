@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import markdown_table  # noqa: E402
-from conftest import act_from_case  # noqa: E402
+from conftest import kernel_kwargs_from_case  # noqa: E402
 
 from sklearn_ntk import cnngp_kernel, cntk_kernel, nngp_kernel, ntk_kernel  # noqa: E402
 
@@ -28,17 +28,9 @@ def main() -> None:
     worst: dict[tuple[str, str], list[float]] = {}
     for case in cases:
         X = arrays[case["key"] + "_X"]
-        act = act_from_case(case["act"])
-        kw = dict(
-            act=act, depth=case["depth"], W_std=case["W_std"], b_std=case["b_std"]
-        )
-        if case["kind"] == "fc":
-            fns = (nngp_kernel, ntk_kernel)
-        else:
-            kw.update(architecture=case["kind"], filter_size=case["filter_size"])
-            if case["kind"] == "conv_stack":
-                kw["readout"] = case["readout"]
-            fns = (cnngp_kernel, cntk_kernel)
+        kw = kernel_kwargs_from_case(case)
+        fc = case["kind"] == "fc"
+        fns = (nngp_kernel, ntk_kernel) if fc else (cnngp_kernel, cntk_kernel)
         errs = []
         for name, fn in zip(("nngp", "ntk"), fns):
             ref = arrays[f"{case['key']}_{name}"]

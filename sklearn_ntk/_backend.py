@@ -64,7 +64,9 @@ def any_namespace() -> Iterator[None]:
 
 
 def _arrays(arrays: tuple) -> list:
-    return [a for a in arrays if a is not None and not isinstance(a, str | list | tuple)]
+    return [
+        a for a in arrays if a is not None and not isinstance(a, str | list | tuple)
+    ]
 
 
 def get_namespace(*arrays: Any, **kwargs: Any) -> tuple[Any, bool]:
@@ -101,6 +103,13 @@ def asxp(a: Any, xp: Any, device: Any = None, dtype: Any = None) -> Any:
     if dtype is None and isinstance(a, np.ndarray):
         dtype = getattr(xp, str(a.dtype))
     return xp.asarray(a, dtype=dtype, device=device)
+
+
+def zeros(xp: Any, shape: tuple[int, ...], dtype: Any, device: Any = None) -> Any:
+    """``xp.zeros`` on ``device``; plain NumPy (1.x) takes no ``device``."""
+    if is_numpy(xp):
+        return np.zeros(shape, dtype=dtype)
+    return xp.zeros(shape, dtype=dtype, device=device)
 
 
 def to_numpy(a: Any) -> np.ndarray:
@@ -144,7 +153,9 @@ def import_cupy() -> Any:
             f'backend="cupy": CuPy is installed but found no usable CUDA device ({exc}).'
         ) from exc
     if n_devices < 1:
-        raise RuntimeError('backend="cupy": CuPy is installed but found no CUDA device.')
+        raise RuntimeError(
+            'backend="cupy": CuPy is installed but found no CUDA device.'
+        )
     return cupy
 
 

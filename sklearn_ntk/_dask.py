@@ -53,7 +53,11 @@ def transform(est: Any, X: Any) -> Any:
             f"X has {X.shape[1]} features, but {type(est).__name__} is expecting "
             f"{est.n_features_in_} features as input."
         )
-    dtype = np.dtype(X.dtype) if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    dtype = (
+        np.dtype(X.dtype)
+        if X.dtype in (np.float32, np.float64)
+        else np.dtype(np.float64)
+    )
     if X.numblocks[1] != 1:  # each task needs whole rows
         X = X.rechunk({1: -1})
     return X.map_blocks(

@@ -223,7 +223,10 @@ class Activation(ABC):
         )
 
     def _elementwise(
-        self, method: Callable[[np.ndarray], np.ndarray], x: Any, derivative: bool = False
+        self,
+        method: Callable[[np.ndarray], np.ndarray],
+        x: Any,
+        derivative: bool = False,
     ) -> Any:
         if isinstance(x, np.ndarray) or isinstance(x, numbers.Real | list | tuple):
             with np.errstate(over="ignore", under="ignore"):
@@ -1059,14 +1062,16 @@ class Erf(Activation):
         lnf = 0.5 * special.gammaln(n + 1)
         # moment[:, n] = E[g He_{2 floor(n/2)}] / sqrt(n!), in log space so
         # that any degree stays finite; odd n -> a_n, even n -> b_n.
-        moment = np.exp(log_c[:, None] + log_pow + (log_ratio - lnf)[None, :]) * np.where(
-            j % 2 == 1, -1.0, 1.0
-        )
+        moment = np.exp(
+            log_c[:, None] + log_pow + (log_ratio - lnf)[None, :]
+        ) * np.where(j % 2 == 1, -1.0, 1.0)
         sign_b = 1.0 if self.b >= 0 else -1.0
         a = np.zeros((r.size, degree + 1))
         b = np.zeros((r.size, degree + 1))
         odd, even = n % 2 == 1, n % 2 == 0
-        a[:, odd] = (self.a * sign_b * 2.0 / math.sqrt(_PI)) * s[:, None] * moment[:, odd]
+        a[:, odd] = (
+            (self.a * sign_b * 2.0 / math.sqrt(_PI)) * s[:, None] * moment[:, odd]
+        )
         a[:, 0] = self.c
         b[:, even] = (2.0 * self.a * self.b / math.sqrt(_PI)) * moment[:, even]
         return a, b
@@ -1818,6 +1823,8 @@ _REGISTRY: dict[str, type[Activation]] = {
         Mish,
     )
 }
+
+
 # --------------------------------------------------------------------------- #
 # Pointwise functions on any Array API namespace
 # --------------------------------------------------------------------------- #

@@ -43,7 +43,9 @@ from .networks import Network, fully_connected
 __all__ = ["NNGPSketch", "NTKSketch"]
 
 
-class _BaseNeuralSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class _BaseNeuralSketch(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Machinery shared by every sketching transformer.
 
     Subclasses define ``_ntk`` (NNGP or NTK features) and ``_network()`` (the
@@ -172,7 +174,9 @@ class _BaseNeuralSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         check_is_fitted(self)
         if _dask.is_dask_array(X):
             if out is not None:
-                raise ValueError("out is not supported for dask arrays; use dask.array.store.")
+                raise ValueError(
+                    "out is not supported for dask arrays; use dask.array.store."
+                )
             return _dask.transform(self, X)
         return self._transform_array(X, out=out, verbose=getattr(self, "verbose", 0))
 
@@ -208,7 +212,9 @@ class _BaseNeuralSketch(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             if backend == "auto":
                 Z = self.sketch_(batch)
             elif backend == "numpy":
-                Z = from_backend(self.sketch_(to_backend(batch, "numpy")), "numpy", xp, dev)
+                Z = from_backend(
+                    self.sketch_(to_backend(batch, "numpy")), "numpy", xp, dev
+                )
             else:
                 with any_namespace():
                     Z = self.sketch_(to_backend(batch, "cupy"))
@@ -385,7 +391,9 @@ class NNGPSketch(_BaseNeuralSketch):
         self.random_state = random_state
 
     def _network(self) -> Network:
-        return fully_connected(self.activation_, self.depth, self.W_std, self.b_std, self.degree)
+        return fully_connected(
+            self.activation_, self.depth, self.W_std, self.b_std, self.degree
+        )
 
 
 class NTKSketch(NNGPSketch):

@@ -20,9 +20,10 @@ import scipy.sparse as sp
 from sklearn import config_context, get_config
 from sklearn.gaussian_process.kernels import Hyperparameter, Kernel
 from sklearn.utils import check_array, gen_batches
+from sklearn.utils._array_api import device
 from sklearn.utils._param_validation import Interval, validate_params
 
-from ._backend import get_namespace
+from ._backend import get_namespace, zeros
 from .activations import Activation, get
 from .networks import Network, fully_connected
 
@@ -94,11 +95,7 @@ def exact_kernel(
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
         for i, (rows, K) in enumerate(zip(blocks, pool.map(run, blocks))):
             if out is None:
-                out = (
-                    xp.empty((n, m), dtype=K.dtype, device=getattr(K, "device", None))
-                    if xp is not np
-                    else np.empty((n, m), dtype=K.dtype)
-                )
+                out = zeros(xp, (n, m), K.dtype, device(K))
             out[rows, ...] = K
             if verbose:
                 print(

@@ -37,7 +37,7 @@ import scipy.sparse as sp
 from sklearn.utils import check_random_state
 from sklearn.utils._array_api import device as _device
 
-from sklearn_ntk._backend import asxp, get_namespace, is_numpy
+from sklearn_ntk._backend import asxp, get_namespace, is_numpy, zeros
 
 __all__ = ["SRHT", "CountSketch", "PolySketch", "TensorSRHT", "TensorSketch"]
 
@@ -100,9 +100,7 @@ def _chunks(n: int, width: int, xp: Any) -> list[tuple[int, int]]:
 
 
 def _empty(xp: Any, n: int, m: int, dtype: Any, dev: Any) -> Any:
-    if is_numpy(xp):
-        return np.zeros((n, m), dtype=dtype)
-    return xp.zeros((n, m), dtype=dtype, device=dev)
+    return zeros(xp, (n, m), dtype, dev)
 
 
 def _concat_rows(parts: list, xp: Any) -> Any:
@@ -375,10 +373,18 @@ class TensorSRHT(_Base):
             if linear:
                 lin_parts.append(xp.take(Z1, p["il"], axis=1) * p["sl"])
         n = X1.shape[0]
-        tensor = _concat_rows(parts, xp) if parts else _empty(xp, 0, self.n_components, dtype, dev)
+        tensor = (
+            _concat_rows(parts, xp)
+            if parts
+            else _empty(xp, 0, self.n_components, dtype, dev)
+        )
         if not linear:
             return None, tensor
-        lin = _concat_rows(lin_parts, xp) if lin_parts else _empty(xp, n, self.n_linear, dtype, dev)
+        lin = (
+            _concat_rows(lin_parts, xp)
+            if lin_parts
+            else _empty(xp, n, self.n_linear, dtype, dev)
+        )
         return lin, tensor
 
 

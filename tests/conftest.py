@@ -32,3 +32,20 @@ def act_from_case(act: dict):
     if "coef" in params:
         params["coef"] = tuple(params["coef"])
     return activations.get(act["name"], **params)
+
+
+def kernel_kwargs_from_case(case: dict) -> dict:
+    """Keyword arguments of our kernel functions for an oracle case."""
+    kw = dict(
+        act=act_from_case(case["act"]),
+        depth=case["depth"],
+        W_std=case["W_std"],
+        b_std=case["b_std"],
+    )
+    if case["kind"] != "fc":
+        kw.update(
+            architecture=case["kind"],
+            filter_size=case["filter_size"],
+            readout=case.get("readout", "global_avg"),
+        )
+    return kw

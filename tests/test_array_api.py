@@ -41,8 +41,15 @@ def _data(n=17, d=6, seed=0, dtype=np.float64):
 @pytest.mark.parametrize("Est", [NNGPSketch, NTKSketch])
 @pytest.mark.parametrize(
     "act, depth, d",
-    [("relu", 2, 6), ("erf", 1, 30), ("gelu", 2, 6), ("tanh", 1, 6), ("sin", 1, 30),
-     ("leaky_relu", 2, 30), ("softplus", 1, 6)],
+    [
+        ("relu", 2, 6),
+        ("erf", 1, 30),
+        ("gelu", 2, 6),
+        ("tanh", 1, 6),
+        ("sin", 1, 30),
+        ("leaky_relu", 2, 30),
+        ("softplus", 1, 6),
+    ],
 )
 def test_estimator_same_features(Est, act, depth, d, dtype, ns, dispatch):
     X = _data(d=d, dtype=dtype)
@@ -81,8 +88,12 @@ def test_backend_numpy_keeps_input_type(ns, dispatch):
     est = NTKSketch(n_components=32, backend="numpy", random_state=0).fit(Xa)
     Z = est.transform(Xa)
     assert isinstance(Z, typ)
-    np.testing.assert_allclose(back(Z), NTKSketch(n_components=32, random_state=0)
-                               .fit_transform(X), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        back(Z),
+        NTKSketch(n_components=32, random_state=0).fit_transform(X),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("ns", NAMESPACES)
@@ -97,7 +108,9 @@ def test_out_in_namespace(ns, dispatch):
     np.testing.assert_array_equal(back(out), ref)
 
 
-@pytest.mark.parametrize("cls", sorted(activations._XP_POINTWISE, key=lambda c: c.__name__))
+@pytest.mark.parametrize(
+    "cls", sorted(activations._XP_POINTWISE, key=lambda c: c.__name__)
+)
 @pytest.mark.parametrize("ns", NAMESPACES)
 def test_pointwise_activation_in_namespace(cls, ns, dispatch):
     act = cls()

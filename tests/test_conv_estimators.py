@@ -4,7 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import act_from_case
+from conftest import kernel_kwargs_from_case
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.linear_model import RidgeClassifier
@@ -31,13 +31,7 @@ def test_sketch_error_on_oracle(oracle, name):
             continue
         X = arr["X"]
         kw = dict(
-            act=act_from_case(case["act"]),
-            architecture=case["kind"],
-            depth=case["depth"],
-            filter_size=case["filter_size"],
-            readout=case.get("readout", "global_avg"),
-            W_std=case["W_std"],
-            b_std=case["b_std"],
+            **kernel_kwargs_from_case(case),
             image_shape=X.shape[1:],
             n_components=4096,
             random_state=0,

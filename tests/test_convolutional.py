@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import act_from_case
+from conftest import kernel_kwargs_from_case
 
 from sklearn_ntk import activations
 from sklearn_ntk.convolutional import (
@@ -22,25 +22,13 @@ def _rel_max(a, b):
     return np.max(np.abs(a - b)) / np.max(np.abs(b))
 
 
-def _kwargs(case):
-    return dict(
-        act=act_from_case(case["act"]),
-        architecture=case["kind"],
-        depth=case["depth"],
-        filter_size=case["filter_size"],
-        readout=case.get("readout", "global_avg"),
-        W_std=case["W_std"],
-        b_std=case["b_std"],
-    )
-
-
 def test_conv_oracle(oracle):
     """Every conv_stack and myrtle oracle case, NNGP and NTK, to 1e-8."""
     n_checked = 0
     for case, arr in oracle:
         if case["kind"] not in ("conv_stack", "myrtle"):
             continue
-        kw = _kwargs(case)
+        kw = kernel_kwargs_from_case(case)
         for name, fn in (("nngp", cnngp_kernel), ("ntk", cntk_kernel)):
             err = _rel_max(fn(arr["X"], **kw), arr[name])
             assert err <= 1e-8, (case["key"], name, err)

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-da = pytest.importorskip("dask.array", reason="needs dask[array] (pip install '.[dask]')")
+da = pytest.importorskip(
+    "dask.array", reason="needs dask[array] (pip install '.[dask]')"
+)
 
 from sklearn_ntk import NNGPSketch, NTKSketch  # noqa: E402
 
@@ -15,13 +17,16 @@ def _data(n=250, d=9, seed=0, dtype=np.float64):
 @pytest.fixture(scope="module")
 def client():
     distributed = pytest.importorskip("distributed", reason="needs dask.distributed")
-    with distributed.LocalCluster(
-        n_workers=2,
-        processes=True,
-        threads_per_worker=1,
-        dashboard_address=":0",
-        memory_limit="2GiB",
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            dashboard_address=":0",
+            memory_limit="2GiB",
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         yield client
 
 

@@ -84,8 +84,9 @@ def test_cupy_backend_feeds_cpu_estimator(fake_cupy):
 
     X = _data(n=60)
     y = (X[:, 0] > 0).astype(int)
-    model = make_pipeline(NTKSketch(n_components=64, backend="cupy", random_state=0),
-                          LogisticRegression())
+    model = make_pipeline(
+        NTKSketch(n_components=64, backend="cupy", random_state=0), LogisticRegression()
+    )
     assert model.fit(X, y).score(X, y) > 0.8
 
 
@@ -96,7 +97,11 @@ def test_cupy_backend_keeps_torch_type(fake_cupy, monkeypatch):
     ref = NNGPSketch(n_components=32, random_state=0).fit_transform(X)
     with sklearn.config_context(array_api_dispatch=True):
         Xt = torch.asarray(X)
-        Z = NNGPSketch(n_components=32, backend="cupy", random_state=0).fit(Xt).transform(Xt)
+        Z = (
+            NNGPSketch(n_components=32, backend="cupy", random_state=0)
+            .fit(Xt)
+            .transform(Xt)
+        )
     assert isinstance(Z, torch.Tensor)
     np.testing.assert_allclose(Z.numpy(), ref, rtol=1e-10, atol=1e-12)
 
@@ -119,8 +124,13 @@ def test_missing_cupy_is_a_clear_import_error(monkeypatch):
         NTKSketch(backend="cupy").fit(_data())
 
 
-@pytest.mark.parametrize("kw, match", [({"n_devices": 0}, "found no CUDA device"),
-                                       ({"fail": True}, "no usable CUDA device")])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"n_devices": 0}, "found no CUDA device"),
+        ({"fail": True}, "no usable CUDA device"),
+    ],
+)
 def test_missing_device_is_a_clear_runtime_error(kw, match, monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(**kw))
     with pytest.raises(RuntimeError, match=match):
@@ -157,7 +167,9 @@ _REASON = _cuda_reason() if "cupy" not in sys.modules else None
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(_REASON is not None, reason=f"needs CuPy and a CUDA device: {_REASON}")
+@pytest.mark.skipif(
+    _REASON is not None, reason=f"needs CuPy and a CUDA device: {_REASON}"
+)
 @pytest.mark.parametrize("Est", [NNGPSketch, NTKSketch])
 @pytest.mark.parametrize("act", ["relu", "erf", "gelu"])
 def test_cupy_matches_numpy(Est, act):
@@ -170,7 +182,9 @@ def test_cupy_matches_numpy(Est, act):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(_REASON is not None, reason=f"needs CuPy and a CUDA device: {_REASON}")
+@pytest.mark.skipif(
+    _REASON is not None, reason=f"needs CuPy and a CUDA device: {_REASON}"
+)
 def test_cupy_arrays_under_dispatch(monkeypatch):
     import cupy
 

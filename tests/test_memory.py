@@ -18,7 +18,9 @@ def _data(n=50, d=6, dtype=np.float64):
     return np.random.RandomState(0).randn(n, d).astype(dtype)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads /proc/self/statm"
+)
 def test_peak_memory_bounded_by_batch_not_n():
     """20,000 x 100 float32 rows at n_components=2048, in a fresh process.
 
@@ -33,7 +35,10 @@ def test_peak_memory_bounded_by_batch_not_n():
     # on first use (SCIPY_ARRAY_API=1 can import array libraries lazily).
     assert large["anon_above_output_mb"] < 200, large
     # 4x the rows, 4x the output (234 MB more), but no more working memory.
-    assert large["anon_above_output_mb"] < small["anon_above_output_mb"] + 40, (small, large)
+    assert large["anon_above_output_mb"] < small["anon_above_output_mb"] + 40, (
+        small,
+        large,
+    )
 
 
 @pytest.mark.parametrize("Est", [NNGPSketch, NTKSketch])
@@ -68,8 +73,9 @@ def test_transform_into_out(dtype):
 def test_transform_into_memmap(tmp_path):
     X = _data(n=40)
     est = NNGPSketch(n_components=16, batch_size=9, random_state=0).fit(X)
-    Z = np.lib.format.open_memmap(tmp_path / "Z.npy", mode="w+", dtype=np.float64,
-                                  shape=(40, 16))
+    Z = np.lib.format.open_memmap(
+        tmp_path / "Z.npy", mode="w+", dtype=np.float64, shape=(40, 16)
+    )
     est.transform(X, out=Z)
     Z.flush()
     del Z
@@ -86,7 +92,9 @@ def test_out_with_sparse_input():
 def test_set_output_pandas_with_out():
     pd = pytest.importorskip("pandas")
     X = _data()
-    est = NNGPSketch(n_components=8, random_state=0).set_output(transform="pandas").fit(X)
+    est = (
+        NNGPSketch(n_components=8, random_state=0).set_output(transform="pandas").fit(X)
+    )
     out = np.empty((X.shape[0], 8))
     df = est.transform(X, out=out)
     assert isinstance(df, pd.DataFrame)
@@ -97,11 +105,15 @@ def test_set_output_pandas_with_out():
 
 def test_verbose_reports_progress(capsys):
     X = _data(n=100)
-    NTKSketch(n_components=16, batch_size=10, verbose=1, random_state=0).fit_transform(X)
+    NTKSketch(n_components=16, batch_size=10, verbose=1, random_state=0).fit_transform(
+        X
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 10
     assert lines[-1].startswith("[NTKSketch] transform: 100/100 rows, batch 10/10")
-    NTKSketch(n_components=16, batch_size=10, verbose=2, random_state=0).fit_transform(X[:35])
+    NTKSketch(n_components=16, batch_size=10, verbose=2, random_state=0).fit_transform(
+        X[:35]
+    )
     assert len(capsys.readouterr().out.strip().splitlines()) == 4
     NTKSketch(n_components=16, batch_size=10, random_state=0).fit_transform(X)
     assert capsys.readouterr().out == ""

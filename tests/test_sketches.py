@@ -356,8 +356,9 @@ def test_tensor_srht_shared_linear_part_is_unbiased():
     lin, ten = [], []
     for seed in range(400):
         T = TensorSRHT(40, 7, 32, seed, n_linear=24)
-        (lu, tu), (lv, tv) = T.linear_and_tensor(u[None], a[None]), T.linear_and_tensor(
-            v[None], b[None]
+        (lu, tu), (lv, tv) = (
+            T.linear_and_tensor(u[None], a[None]),
+            T.linear_and_tensor(v[None], b[None]),
         )
         lin.append(float((lu @ lv.T)[0, 0]))
         ten.append(float((tu @ tv.T)[0, 0]))

@@ -99,7 +99,7 @@ class DenseSketch(LayerSketch):
         if f.psi is None:  # Theta = 0 before the first Dense layer
             return Features(phi, phi)
         xp, _ = get_namespace(f.psi)
-        return Features(phi, xp.concat([f.psi * self.W_std, _dense(phi, xp)], axis=1))
+        return Features(phi, xp.concat([f.psi * self.W_std, phi], axis=1))
 
 
 # ----------------------------------------------------------------------------
@@ -515,9 +515,7 @@ class ElementwiseSketch(LayerSketch):
         parts = []
         if self.n0 > 0 and not self.shared_spread:
             psi0 = f.psi if self.psi_exact else self.psi_project(f.psi)
-            parts.append(
-                b[:, 0:1] * asxp(_dense(psi0, np), xp, device=dev, dtype=dtype)
-            )
+            parts.append(b[:, 0:1] * asxp(psi0, xp, device=dev, dtype=dtype))
         if self.tensor is not None:
             psi = f.psi
             if self.psi_first_stage is not None:
@@ -545,9 +543,3 @@ def _device(a: Any) -> Any:
     from sklearn.utils._array_api import device
 
     return device(a)
-
-
-def _dense(a: Any, xp: Any) -> Any:
-    if sp.issparse(a):
-        return xp.asarray(a.toarray())
-    return a
