@@ -20,10 +20,8 @@ import scipy.sparse as sp
 from sklearn import config_context, get_config
 from sklearn.gaussian_process.kernels import Hyperparameter, Kernel
 from sklearn.utils import check_array, gen_batches
-from sklearn.utils._array_api import device
-from sklearn.utils._param_validation import Interval, validate_params
 
-from ._backend import get_namespace, zeros
+from ._backend import Interval, device, get_namespace, validate_params, zeros
 from .activations import Activation, get
 from .networks import Network, fully_connected
 

@@ -4,6 +4,7 @@ import os
 # SciPy's Array API support, which is read once, when SciPy is imported.
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -11,6 +12,44 @@ import numpy as np
 import pytest
 
 DATA = Path(__file__).parent / "data"
+
+# Units of roundoff, at the result's magnitude, that a different order of the
+# same float operations may change (row batches, chunks, tiles, threads, sparse
+# vs dense products, another BLAS kernel).  Measured: at most ~4 across
+# batch_size and working_memory for every sketch, float32 and float64.
+REORDER_ULPS = 128
+
+
+def assert_allclose_reordered(actual, desired, *, ulps=REORDER_ULPS, rtol=0.0):
+    """``actual`` equals ``desired`` up to ``ulps * eps * max|desired|``.
+
+    For results the code computes in a different order, which it does not
+    guarantee bit-identical.  ``eps`` is that of the less precise dtype.
+    """
+    actual, desired = np.asarray(actual), np.asarray(desired)
+    eps = (
+        max(
+            np.finfo(a.dtype).eps if np.issubdtype(a.dtype, np.floating) else 0.0
+            for a in (actual, desired)
+        )
+        or np.finfo(np.float64).eps
+    )
+    scale = float(np.max(np.abs(desired))) if desired.size else 0.0
+    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=ulps * eps * scale)
+
+
+@pytest.fixture
+def dispatch(monkeypatch):
+    """scikit-learn's ``array_api_dispatch`` on, or a skip where it cannot be."""
+    import sklearn
+
+    monkeypatch.setenv("SCIPY_ARRAY_API", "1")
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(sklearn.config_context(array_api_dispatch=True))
+        except ImportError as exc:  # array-api-compat missing or SciPy too old
+            pytest.skip(f"array_api_dispatch unavailable: {exc}")
+        yield
 
 
 @pytest.fixture(scope="session")
