@@ -502,6 +502,7 @@ def test_available_and_get_every_name():
     assert A.get("Leaky-ReLU", alpha=0.2).alpha == 0.2
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("act", ALL, ids=_id)
 def test_value_semantics(act):
     assert copy.deepcopy(act) == act

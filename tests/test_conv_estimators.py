@@ -4,7 +4,11 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import assert_allclose_reordered, kernel_kwargs_from_case
+from conftest import (
+    assert_allclose_reordered,
+    kernel_kwargs_from_case,
+    run_estimator_check,
+)
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.linear_model import RidgeClassifier
@@ -56,14 +60,16 @@ def _expected_failures(estimator):
     ],
     expected_failed_checks=_expected_failures,
 )
+@pytest.mark.smoke
 def test_sklearn_compatible(estimator, check):
-    check(estimator)
+    run_estimator_check(estimator, check)
 
 
 def _images(n=12, seed=0):
     return np.random.RandomState(seed).rand(n, 36)  # 6 x 6 x 1
 
 
+@pytest.mark.smoke
 def test_float32_reproducible_batches_pickle():
     X = _images()
     est = CNTKSketch(random_state=3, **SMALL).fit(X)
@@ -84,6 +90,7 @@ def test_float32_reproducible_batches_pickle():
     assert not np.allclose(CNTKSketch(random_state=4, **SMALL).fit_transform(X), Z)
 
 
+@pytest.mark.smoke
 def test_image_shape_handling_and_errors():
     X = np.random.RandomState(1).rand(5, 24)
     est = CNNGPSketch(image_shape=(2, 4, 3), **SMALL).fit(X)

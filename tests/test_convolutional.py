@@ -22,6 +22,7 @@ def _rel_max(a, b):
     return np.max(np.abs(a - b)) / np.max(np.abs(b))
 
 
+@pytest.mark.smoke
 def test_conv_oracle(oracle):
     """Every conv_stack and myrtle oracle case, NNGP and NTK, to 1e-8."""
     n_checked = 0

@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import assert_allclose_reordered
+from conftest import assert_allclose_reordered, run_estimator_check
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
@@ -24,8 +24,9 @@ from sklearn_ntk.montecarlo import monte_carlo_features
         NTKSketch(n_components=64, random_state=0),
     ]
 )
+@pytest.mark.smoke
 def test_sklearn_compatible(estimator, check):
-    check(estimator)
+    run_estimator_check(estimator, check)
 
 
 def _rel_fro(Z, K):
@@ -46,7 +47,11 @@ def _data(n=120, d=8, seed=0):
 @pytest.mark.parametrize(
     "Est, kernel", [(NNGPSketch, nngp_kernel), (NTKSketch, ntk_kernel)]
 )
-@pytest.mark.parametrize("act", ["relu", "erf", "gelu", "sin", "tanh"])
+@pytest.mark.parametrize(
+    "act",
+    # tanh's exact kernel integrates numerically at every layer: slow for now.
+    ["relu", "erf", "gelu", "sin", pytest.param("tanh", marks=pytest.mark.slow)],
+)
 @pytest.mark.parametrize("depth", [1, 3])
 def test_kernel_approximation_beats_monte_carlo(Est, kernel, act, depth):
     """Relative Frobenius error no worse than a random finite network's features.
@@ -116,6 +121,7 @@ def test_zero_and_extreme_rows_are_finite():
             assert np.all(np.isfinite(Z))
 
 
+@pytest.mark.smoke
 def test_reproducible_batch_invariant_and_pickle():
     X = _data(n=50)
     est = NTKSketch(act="gelu", depth=2, n_components=256, random_state=42).fit(X)
@@ -129,6 +135,7 @@ def test_reproducible_batch_invariant_and_pickle():
     )
 
 
+@pytest.mark.smoke
 def test_float32_and_sparse():
     X = _data(n=40)
     est = NNGPSketch(act="relu", depth=2, n_components=256, random_state=0).fit(X)
@@ -195,6 +202,7 @@ def test_activation_objects_and_callables():
     assert _rel_fro(Zc, ntk_kernel(X, act=np.tanh)) < 0.05
 
 
+@pytest.mark.smoke
 def test_invalid_parameters():
     X = _data(n=5)
     with pytest.raises(ValueError, match="n_components"):

@@ -17,6 +17,7 @@ def _rel_max(a, b):
     return np.max(np.abs(a - b)) / np.max(np.abs(b))
 
 
+@pytest.mark.smoke
 def test_fc_oracle(oracle):
     """Every fully connected oracle case, NNGP and NTK, to 1e-8 (tanh 1e-6)."""
     worst = {}
@@ -77,6 +78,7 @@ def test_depth_zero_is_linear():
     assert_allclose_reordered(K, 4.0 * X @ X.T / 4 + 0.25)
 
 
+@pytest.mark.smoke
 def test_blocks_threads_and_sparse_agree(monkeypatch):
     import sklearn
 
@@ -92,6 +94,7 @@ def test_blocks_threads_and_sparse_agree(monkeypatch):
     np.testing.assert_allclose(K32, ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
 
 
+@pytest.mark.smoke
 def test_bad_inputs_raise_clear_errors():
     X = np.ones((3, 2))
     with pytest.raises(ValueError, match="depth"):
@@ -106,6 +109,7 @@ def test_bad_inputs_raise_clear_errors():
         nngp_kernel(X, act="no_such_act")
 
 
+@pytest.mark.smoke
 def test_gp_kernel_ridge_and_svc():
     rng = np.random.RandomState(0)
     X = rng.randn(40, 3)

@@ -42,6 +42,7 @@ def test_peak_memory_bounded_by_batch_not_n():
     )
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("Est", [NNGPSketch, NTKSketch])
 def test_batches_do_not_change_features(Est):
     X = _data()
@@ -56,6 +57,7 @@ def test_batches_do_not_change_features(Est):
         assert_allclose_reordered(est.transform(X), ref)
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_transform_into_out(dtype):
     X = _data(dtype=dtype)

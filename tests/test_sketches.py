@@ -178,6 +178,7 @@ def _apply(S, X):
     return out if isinstance(out, list) else [out]
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("name", sorted(_all_sketches()))
 def test_deterministic_batches_and_pickle(name, monkeypatch):
     X = np.random.default_rng(0).standard_normal((50, 12))
@@ -249,6 +250,7 @@ def test_integer_input_is_float64():
 
 
 # ------------------------------------------------------------------ sparse
+@pytest.mark.smoke
 @pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
 @pytest.mark.parametrize("cls", ["count", "tensorsketch", "srht", "poly"])
 def test_sparse_equals_dense(cls, fmt):
