@@ -83,6 +83,7 @@ def test_float32_reproducible_batches_pickle():
     Z5 = est.set_params(batch_size=5).transform(X)
     assert_allclose_reordered(Z5, Z)
     assert_allclose_reordered(est.transform(X[[4, 0]]), Z[[4, 0]])
+    # A pickle round trip keeps batch_size=5: bit-identical to Z5 by design.
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).transform(X), Z5)
     Z32 = est.transform(X.astype(np.float32))
     assert Z32.dtype == np.float32

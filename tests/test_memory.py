@@ -67,7 +67,7 @@ def test_transform_into_out(dtype):
     assert est.transform(X, out=out) is out
     # Same estimator, same batches: bit-identical by design.
     np.testing.assert_array_equal(out, ref)
-    # A float64 output for float32 input: values are cast on write.
+    # A float64 output for float32 input: values are cast on write (exactly).
     out64 = np.empty((X.shape[0], 32))
     est.transform(X, out=out64)
     np.testing.assert_array_equal(out64, ref.astype(np.float64))
