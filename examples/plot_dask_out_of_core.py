@@ -94,8 +94,17 @@ print(f"held-out R^2 of the streamed ridge regression: {r2:.3f}")
 # %%
 # The same features as in memory
 # ------------------------------
+# Dask transforms a whole 20,000-row chunk in its own row batches, so the
+# float32 sums run in another order than for these 1,000 rows alone: the
+# features agree to roundoff at their own scale, not bit for bit.
 first = Xd[:1000].compute()
-np.testing.assert_allclose(Zd[:1000].compute(), sketch.transform(first), rtol=1e-5)
+Z_mem = sketch.transform(first)
+Z_dask = Zd[:1000].compute()
+scale = np.abs(Z_mem).max()
+print(f"largest difference: {np.abs(Z_dask - Z_mem).max() / scale:.1e} of max |Z|")
+np.testing.assert_allclose(
+    Z_dask, Z_mem, rtol=0, atol=128 * np.finfo(np.float32).eps * scale
+)
 
 client.close()
 cluster.close()

@@ -13,6 +13,13 @@ be switched on without ``SCIPY_ARRAY_API=1`` set before SciPy is imported).
 its arguments' own namespace whatever the dispatch setting; the estimators
 open it around each batch they move with :func:`to_backend`, and move the
 result back with :func:`from_backend`.  That is the whole of the CuPy glue.
+
+This module is also the package's one gateway to scikit-learn's private API
+(``sklearn.utils._array_api``, ``sklearn.utils._param_validation``,
+``sklearn.base._fit_context``, ``sklearn.externals``): every other module
+imports those names from here, so that a change of scikit-learn's internals
+is met in one place, with a fallback for each release from the declared
+minimum (scikit-learn 1.6) on.
 """
 
 from __future__ import annotations
@@ -24,14 +31,54 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.externals import array_api_compat
+from sklearn import get_config
+
+# ------------------------------------------------- scikit-learn's private API
+# Present in every supported release (scikit-learn >= 1.6).
+from sklearn.base import _fit_context
+from sklearn.utils._array_api import device
 from sklearn.utils._array_api import get_namespace as _sk_get_namespace
 from sklearn.utils._array_api import get_namespace_and_device as _sk_ns_and_device
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+
+try:  # vendored by scikit-learn >= 1.7
+    from sklearn.externals import array_api_compat
+except ImportError:  # scikit-learn 1.6 uses the array-api-compat package
+    import array_api_compat
+
+try:  # scikit-learn >= 1.9
+    from sklearn.utils._array_api import check_same_namespace
+except ImportError:
+
+    def check_same_namespace(X: Any, estimator: Any, *, attribute: str, method: str):
+        """Raise if ``X`` is not of the namespace and device ``attribute`` was fit on."""
+        if not get_config()["array_api_dispatch"]:
+            return
+        a_xp, _, a_dev = get_namespace_and_device(getattr(estimator, attribute))
+        X_xp, _, X_dev = get_namespace_and_device(X)
+        if (is_numpy(a_xp) and is_numpy(X_xp)) or (X_xp == a_xp and X_dev == a_dev):
+            return
+        raise ValueError(
+            f"Inputs passed to {type(estimator).__name__}.{method}() must use the "
+            "same namespace and device as those passed to fit(): fit saw "
+            f"{a_xp.__name__} on {a_dev}, {method} got {X_xp.__name__} on {X_dev}."
+        )
+
+
+# NumPy as an Array API namespace when dispatch is off (scikit-learn < 1.7
+# gives a partial wrapper instead, without e.g. ``acos`` on NumPy 1.x).
+_NUMPY_XP = array_api_compat.array_namespace(np.empty(0))
 
 __all__ = [
     "BACKENDS",
+    "Interval",
+    "StrOptions",
+    "_fit_context",
     "any_namespace",
+    "array_api_compat",
     "asxp",
+    "check_same_namespace",
+    "device",
     "from_backend",
     "get_namespace",
     "get_namespace_and_device",
@@ -39,6 +86,7 @@ __all__ = [
     "is_numpy",
     "to_backend",
     "to_numpy",
+    "validate_params",
 ]
 
 #: Values of the estimators' ``backend`` parameter.
@@ -75,7 +123,9 @@ def get_namespace(*arrays: Any, **kwargs: Any) -> tuple[Any, bool]:
         arrays_ = [a for a in _arrays(arrays) if not sp.issparse(a)]
         if arrays_:
             return array_api_compat.array_namespace(*arrays_), True
-    return _sk_get_namespace(*arrays, **kwargs)
+    # Lists and tuples are not arrays (older scikit-learn would try them).
+    xp, compliant = _sk_get_namespace(*_arrays(arrays), **kwargs)
+    return (_NUMPY_XP if not compliant and is_numpy(xp) else xp), compliant
 
 
 def get_namespace_and_device(*arrays: Any, **kwargs: Any) -> tuple[Any, bool, Any]:
@@ -84,7 +134,8 @@ def get_namespace_and_device(*arrays: Any, **kwargs: Any) -> tuple[Any, bool, An
         xp, compliant = get_namespace(*arrays)
         arrays_ = _arrays(arrays)
         return xp, compliant, getattr(arrays_[0], "device", None) if arrays_ else None
-    return _sk_ns_and_device(*arrays, **kwargs)
+    xp, compliant, dev = _sk_ns_and_device(*_arrays(arrays), **kwargs)
+    return (_NUMPY_XP if not compliant and is_numpy(xp) else xp), compliant, dev
 
 
 def is_numpy(xp: Any) -> bool:

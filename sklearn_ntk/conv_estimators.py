@@ -22,10 +22,9 @@ from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.base import _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 
+from ._backend import Interval, StrOptions, _fit_context
 from .activations import Activation, available, get
 from .convolutional import ConvNetwork, build_network, check_image_shape
 from .estimators import _BaseNeuralSketch

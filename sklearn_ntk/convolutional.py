@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 from sklearn import get_config
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
+from ._backend import Interval, StrOptions, validate_params
 from .activations import Activation, get
 from .layers.base import KernelState
 from .layers.conv import (

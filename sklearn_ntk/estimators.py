@@ -18,17 +18,18 @@ from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
-    _fit_context,
 )
 from sklearn.utils import gen_batches
-from sklearn.utils._array_api import check_same_namespace
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _dask
 from ._backend import (
     BACKENDS,
+    Interval,
+    StrOptions,
+    _fit_context,
     any_namespace,
+    check_same_namespace,
     from_backend,
     get_namespace,
     get_namespace_and_device,

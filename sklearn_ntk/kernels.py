@@ -20,10 +20,8 @@ import scipy.sparse as sp
 from sklearn import config_context, get_config
 from sklearn.gaussian_process.kernels import Hyperparameter, Kernel
 from sklearn.utils import check_array, gen_batches
-from sklearn.utils._array_api import device
-from sklearn.utils._param_validation import Interval, validate_params
 
-from ._backend import get_namespace, zeros
+from ._backend import Interval, device, get_namespace, validate_params, zeros
 from .activations import Activation, get
 from .networks import Network, fully_connected
 
@@ -181,8 +179,12 @@ def nngp_kernel(
     >>> from sklearn_ntk import nngp_kernel
     >>> X = np.array([[1.0, 0.0], [0.0, 2.0]])
     >>> nngp_kernel(X, act="relu", depth=1).round(4)
-    array([[0.25  , 0.0796],
-           [0.0796, 1.    ]])
+    array([[0.25  , 0.1592],
+           [0.1592, 1.    ]])
+
+    The rows are orthogonal, so the off-diagonal entry is
+    ``E[relu(u)] E[relu(v)]`` for independent ``u ~ N(0, 1/2)`` and
+    ``v ~ N(0, 2)``, that is ``1 / (2 pi)``.
     """
     net = fully_connected(_resolve_act(act), depth, W_std, b_std)
     return exact_kernel(net, X, Y, ntk=False, n_jobs=n_jobs, verbose=verbose)
@@ -238,8 +240,8 @@ def ntk_kernel(
     >>> from sklearn_ntk import ntk_kernel
     >>> X = np.array([[1.0, 0.0], [0.0, 2.0]])
     >>> ntk_kernel(X, act="relu", depth=1).round(4)
-    array([[0.5   , 0.0796],
-           [0.0796, 2.    ]])
+    array([[0.5   , 0.1592],
+           [0.1592, 2.    ]])
     """
     net = fully_connected(_resolve_act(act), depth, W_std, b_std)
     return exact_kernel(net, X, Y, ntk=True, n_jobs=n_jobs, verbose=verbose)

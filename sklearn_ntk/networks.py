@@ -209,7 +209,7 @@ class NetworkSketch:
         if self.resize is not None:
             Z = self.resize(Z)
         elif Z.shape[1] < self.n_components:
-            from sklearn.utils._array_api import device
+            from ._backend import device
 
             pad = xp.zeros(
                 (Z.shape[0], self.n_components - Z.shape[1]),

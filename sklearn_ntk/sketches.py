@@ -35,9 +35,9 @@ import numpy as np
 import scipy.fft
 import scipy.sparse as sp
 from sklearn.utils import check_random_state
-from sklearn.utils._array_api import device as _device
 
 from sklearn_ntk._backend import asxp, get_namespace, is_numpy, zeros
+from sklearn_ntk._backend import device as _device
 
 __all__ = ["SRHT", "CountSketch", "PolySketch", "TensorSRHT", "TensorSketch"]
 

@@ -8,15 +8,10 @@ exact kernels the same matrices; outputs keep the input's type and dtype.
 import numpy as np
 import pytest
 import sklearn
+from conftest import assert_allclose_reordered
 
 from sklearn_ntk import NNGPSketch, NTKSketch, activations, nngp_kernel, ntk_kernel
-
-
-@pytest.fixture
-def dispatch(monkeypatch):
-    monkeypatch.setenv("SCIPY_ARRAY_API", "1")
-    with sklearn.config_context(array_api_dispatch=True):
-        yield
+from sklearn_ntk._backend import get_namespace
 
 
 def _to(name, X):
@@ -78,7 +73,7 @@ def test_exact_kernel_same_matrix(kernel, with_Y, ns, dispatch):
     with sklearn.config_context(working_memory=1e-4):
         K = kernel(Xa, Ya, **kw)
     assert isinstance(K, typ)
-    np.testing.assert_allclose(back(K), ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(back(K), ref, rtol=1e-10, atol=1e-12 * np.abs(ref).max())
 
 
 @pytest.mark.parametrize("ns", NAMESPACES)
@@ -88,11 +83,9 @@ def test_backend_numpy_keeps_input_type(ns, dispatch):
     est = NTKSketch(n_components=32, backend="numpy", random_state=0).fit(Xa)
     Z = est.transform(Xa)
     assert isinstance(Z, typ)
-    np.testing.assert_allclose(
-        back(Z),
-        NTKSketch(n_components=32, random_state=0).fit_transform(X),
-        rtol=1e-12,
-        atol=1e-12,
+    # backend="numpy" computes in NumPy: the same numbers, to roundoff.
+    assert_allclose_reordered(
+        back(Z), NTKSketch(n_components=32, random_state=0).fit_transform(X)
     )
 
 
@@ -102,9 +95,10 @@ def test_out_in_namespace(ns, dispatch):
     Xa, back, _ = _to(ns, X)
     est = NNGPSketch(n_components=16, batch_size=4, random_state=0).fit(Xa)
     ref = back(est.transform(Xa))
-    xp = sklearn.utils._array_api.get_namespace(Xa)[0]
+    xp = get_namespace(Xa)[0]
     out = xp.zeros((X.shape[0], 16), dtype=xp.float64)
     assert est.transform(Xa, out=out) is out
+    # Same estimator, same batches: bit-identical by design.
     np.testing.assert_array_equal(back(out), ref)
 
 
@@ -119,7 +113,10 @@ def test_pointwise_activation_in_namespace(cls, ns, dispatch):
     for f in (act, act.derivative):
         y = f(xa)
         assert isinstance(y, typ)
-        np.testing.assert_allclose(back(y), f(x), rtol=1e-12, atol=1e-12)
+        ref = f(x)
+        np.testing.assert_allclose(
+            back(y), ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max()
+        )
 
 
 @pytest.mark.parametrize("ns", NAMESPACES)
@@ -131,7 +128,8 @@ def test_pointwise_host_fallback(ns, dispatch):
     xa, back, typ = _to(ns, x)
     y = act(xa)
     assert isinstance(y, typ)
-    np.testing.assert_allclose(back(y), act(x), rtol=1e-14)
+    # The same NumPy function on the same values: bit-identical by design.
+    np.testing.assert_array_equal(back(y), act(x))
 
 
 def test_array_api_support_tag():

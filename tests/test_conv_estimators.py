@@ -4,7 +4,11 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import kernel_kwargs_from_case
+from conftest import (
+    assert_allclose_reordered,
+    kernel_kwargs_from_case,
+    run_estimator_check,
+)
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.linear_model import RidgeClassifier
@@ -56,30 +60,38 @@ def _expected_failures(estimator):
     ],
     expected_failed_checks=_expected_failures,
 )
+@pytest.mark.smoke
 def test_sklearn_compatible(estimator, check):
-    check(estimator)
+    run_estimator_check(estimator, check)
 
 
 def _images(n=12, seed=0):
     return np.random.RandomState(seed).rand(n, 36)  # 6 x 6 x 1
 
 
+@pytest.mark.smoke
 def test_float32_reproducible_batches_pickle():
     X = _images()
     est = CNTKSketch(random_state=3, **SMALL).fit(X)
     Z = est.transform(X)
     assert Z.shape == (12, 64) and Z.dtype == np.float64
+    # Bit-identical by design: clone + refit, and a pickle round trip, at the
+    # same batch size.
     np.testing.assert_array_equal(Z, clone(est).fit(X).transform(X))
-    np.testing.assert_allclose(est.set_params(batch_size=5).transform(X), Z, rtol=1e-12)
-    np.testing.assert_allclose(est.transform(X[[4, 0]]), Z[[4, 0]], rtol=1e-12)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).transform(X), Z)
+    # Other row batches reorder the float sums: equal to roundoff.
+    Z5 = est.set_params(batch_size=5).transform(X)
+    assert_allclose_reordered(Z5, Z)
+    assert_allclose_reordered(est.transform(X[[4, 0]]), Z[[4, 0]])
+    # A pickle round trip keeps batch_size=5: bit-identical to Z5 by design.
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).transform(X), Z5)
     Z32 = est.transform(X.astype(np.float32))
     assert Z32.dtype == np.float32
     np.testing.assert_allclose(Z32, Z, rtol=1e-3, atol=1e-4 * np.abs(Z).max())
-    again = pickle.loads(pickle.dumps(est))
-    np.testing.assert_array_equal(again.transform(X), Z)
     assert not np.allclose(CNTKSketch(random_state=4, **SMALL).fit_transform(X), Z)
 
 
+@pytest.mark.smoke
 def test_image_shape_handling_and_errors():
     X = np.random.RandomState(1).rand(5, 24)
     est = CNNGPSketch(image_shape=(2, 4, 3), **SMALL).fit(X)

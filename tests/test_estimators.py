@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import assert_allclose_reordered, run_estimator_check
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
@@ -23,8 +24,9 @@ from sklearn_ntk.montecarlo import monte_carlo_features
         NTKSketch(n_components=64, random_state=0),
     ]
 )
+@pytest.mark.smoke
 def test_sklearn_compatible(estimator, check):
-    check(estimator)
+    run_estimator_check(estimator, check)
 
 
 def _rel_fro(Z, K):
@@ -45,7 +47,11 @@ def _data(n=120, d=8, seed=0):
 @pytest.mark.parametrize(
     "Est, kernel", [(NNGPSketch, nngp_kernel), (NTKSketch, ntk_kernel)]
 )
-@pytest.mark.parametrize("act", ["relu", "erf", "gelu", "sin", "tanh"])
+@pytest.mark.parametrize(
+    "act",
+    # tanh's exact kernel integrates numerically at every layer: slow for now.
+    ["relu", "erf", "gelu", "sin", pytest.param("tanh", marks=pytest.mark.slow)],
+)
 @pytest.mark.parametrize("depth", [1, 3])
 def test_kernel_approximation_beats_monte_carlo(Est, kernel, act, depth):
     """Relative Frobenius error no worse than a random finite network's features.
@@ -115,25 +121,28 @@ def test_zero_and_extreme_rows_are_finite():
             assert np.all(np.isfinite(Z))
 
 
+@pytest.mark.smoke
 def test_reproducible_batch_invariant_and_pickle():
     X = _data(n=50)
     est = NTKSketch(act="gelu", depth=2, n_components=256, random_state=42).fit(X)
     Z = est.transform(X)
+    # Bit-identical by design: clone + refit, and a pickle round trip at the
+    # same batch size; other batch sizes reorder float sums (roundoff only).
     np.testing.assert_array_equal(Z, clone(est).fit(X).transform(X))
-    np.testing.assert_allclose(
-        est.set_params(batch_size=7).transform(X), Z, rtol=1e-12, atol=1e-14
-    )
+    assert_allclose_reordered(est.set_params(batch_size=7).transform(X), Z)
     np.testing.assert_array_equal(
         pickle.loads(pickle.dumps(est)).transform(X), est.transform(X)
     )
 
 
+@pytest.mark.smoke
 def test_float32_and_sparse():
     X = _data(n=40)
     est = NNGPSketch(act="relu", depth=2, n_components=256, random_state=0).fit(X)
-    Z32 = est.transform(X.astype(np.float32))
+    Z32, Z = est.transform(X.astype(np.float32)), est.transform(X)
     assert Z32.dtype == np.float32
-    np.testing.assert_allclose(Z32, est.transform(X), rtol=2e-3, atol=2e-4)
+    # float32 roundoff through two layers, relative to the features' scale.
+    np.testing.assert_allclose(Z32, Z, rtol=2e-3, atol=2e-4 * np.abs(Z).max())
     Xs = sp.random(60, 500, density=0.02, format="csr", random_state=0)
     Zs = NTKSketch(depth=2, n_components=1024, random_state=0).fit_transform(Xs)
     assert Zs.shape == (60, 1024)
@@ -193,6 +202,7 @@ def test_activation_objects_and_callables():
     assert _rel_fro(Zc, ntk_kernel(X, act=np.tanh)) < 0.05
 
 
+@pytest.mark.smoke
 def test_invalid_parameters():
     X = _data(n=5)
     with pytest.raises(ValueError, match="n_components"):

@@ -2,12 +2,11 @@
 Array API namespaces, sparse input and argument validation."""
 
 import pickle
-import time
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import sklearn
+from conftest import assert_allclose_reordered
 
 from sklearn_ntk import sketches
 from sklearn_ntk.sketches import SRHT, CountSketch, PolySketch, TensorSketch, TensorSRHT
@@ -100,7 +99,7 @@ def test_exact_when_srht_is_full():
     # m a multiple of the padded length: each block is an isometry
     X = np.random.default_rng(1).standard_normal((5, 16))
     Y = SRHT(16, 32, random_state=0)(X)
-    np.testing.assert_allclose(Y @ Y.T, X @ X.T, atol=1e-12)
+    assert_allclose_reordered(Y @ Y.T, X @ X.T)
 
 
 # ---------------------------------------------------------------- variance
@@ -179,24 +178,25 @@ def _apply(S, X):
     return out if isinstance(out, list) else [out]
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("name", sorted(_all_sketches()))
 def test_deterministic_batches_and_pickle(name, monkeypatch):
     X = np.random.default_rng(0).standard_normal((50, 12))
     S = _all_sketches()[name]
     full = _apply(S, X)
+    # Bit-identical by design: the same seed twice, and a pickle round trip,
+    # on the same rows.
     for a, b in zip(full, _apply(_all_sketches()[name], X)):
         np.testing.assert_array_equal(a, b)
-    # row batches, also with tiny internal row chunks
-    monkeypatch.setattr(sketches, "_CHUNK_ELEMS_NUMPY", 64)
-    parts = [_apply(S, X[i : i + 17]) for i in range(0, 50, 17)]
-    for p, ref in enumerate(full):
-        np.testing.assert_allclose(
-            np.concatenate([q[p] for q in parts]), ref, rtol=1e-13, atol=1e-13
-        )
     S2 = pickle.loads(pickle.dumps(S))
     assert "_cache" not in S2.__dict__
     for a, b in zip(full, _apply(S2, X)):
-        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+        np.testing.assert_array_equal(a, b)
+    # Row batches, also with tiny internal row chunks: roundoff only.
+    monkeypatch.setattr(sketches, "_CHUNK_ELEMS_NUMPY", 64)
+    parts = [_apply(S, X[i : i + 17]) for i in range(0, 50, 17)]
+    for p, ref in enumerate(full):
+        assert_allclose_reordered(np.concatenate([q[p] for q in parts]), ref)
     # a different seed gives a different sketch
     other = type(S).__new__(type(S))
     other.__init__(**{**_init_args(S), "random_state": 4})
@@ -207,18 +207,12 @@ def test_random_state_instance_and_none():
     rs = np.random.RandomState(5)
     a = SRHT(8, 4, random_state=rs)
     b = SRHT(8, 4, random_state=np.random.RandomState(5))
+    # The same draws on the same input: bit-identical by design.
     np.testing.assert_array_equal(a(np.eye(8)), b(np.eye(8)))
     assert SRHT(8, 4)(np.eye(8)).shape == (8, 4)
 
 
 # -------------------------------------------------------------- namespaces
-@pytest.fixture
-def dispatch(monkeypatch):
-    monkeypatch.setenv("SCIPY_ARRAY_API", "1")
-    with sklearn.config_context(array_api_dispatch=True):
-        yield
-
-
 def _namespaces():
     out = [pytest.param("array_api_strict", id="array_api_strict")]
     out.append(pytest.param("torch", id="torch"))
@@ -247,7 +241,7 @@ def test_namespaces(name, dtype, ns, dispatch):
         assert isinstance(g, typ)
         g = back(g)
         assert g.dtype == dtype and r.dtype == dtype
-        np.testing.assert_allclose(g, r, rtol=tol, atol=tol)
+        np.testing.assert_allclose(g, r, rtol=tol, atol=tol * np.abs(r).max(initial=0))
 
 
 def test_integer_input_is_float64():
@@ -256,6 +250,7 @@ def test_integer_input_is_float64():
 
 
 # ------------------------------------------------------------------ sparse
+@pytest.mark.smoke
 @pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
 @pytest.mark.parametrize("cls", ["count", "tensorsketch", "srht", "poly"])
 def test_sparse_equals_dense(cls, fmt):
@@ -268,7 +263,7 @@ def test_sparse_equals_dense(cls, fmt):
     }[cls]
     for a, b in zip(_apply(S, X), _apply(S, X.toarray())):
         assert isinstance(a, np.ndarray)
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        assert_allclose_reordered(a, b)
 
 
 def test_sparse_float32_dtype():
@@ -277,31 +272,9 @@ def test_sparse_float32_dtype():
     assert TensorSketch(40, 2, 8, random_state=0)(X).dtype == np.float32
 
 
-@pytest.mark.parametrize("cls", [CountSketch, TensorSketch])
-def test_sparse_time_independent_of_d(cls):
-    # fixed nnz, d = 1e3 vs 1e6: input-sparsity time (coarse check)
-    def timed(d):
-        rng = np.random.default_rng(0)
-        n, k = 2000, 20
-        X = sp.csr_array(
-            (
-                rng.standard_normal(n * k),
-                rng.integers(0, d, n * k),
-                k * np.arange(n + 1),
-            ),
-            shape=(n, d),
-        )
-        S = cls(d, 2, 64, random_state=0) if cls is TensorSketch else cls(d, 64, 0)
-        S(X[:10])  # builds the cached sparse sketch matrix
-        best = np.inf
-        for _ in range(3):
-            t = time.perf_counter()
-            S(X)
-            best = min(best, time.perf_counter() - t)
-        return best
-
-    small, large = timed(1_000), timed(1_000_000)
-    assert large < 5 * small + 0.01, (small, large)
+# Input-sparsity time (transform time independent of d at fixed nnz) is a
+# timing figure, measured by `python benchmarks/bench_fc.py --parts sparse`,
+# not asserted here: wall-clock tests fail on loaded machines.
 
 
 # ------------------------------------------------------------------ errors
@@ -362,7 +335,7 @@ def test_tensor_srht_shared_linear_part_is_unbiased():
         )
         lin.append(float((lu @ lv.T)[0, 0]))
         ten.append(float((tu @ tv.T)[0, 0]))
-        np.testing.assert_allclose(tu, T(u[None], a[None]))
+        assert_allclose_reordered(tu, T(u[None], a[None]))
     for samples, target in ((lin, u @ v), (ten, (u @ v) * (a @ b))):
         se = np.std(samples) / np.sqrt(len(samples))
         assert abs(np.mean(samples) - target) < 5 * se

@@ -540,6 +540,6 @@ def _scaled(xp: Any, values: Any, dtype: Any, scale: float) -> Any:
 
 
 def _device(a: Any) -> Any:
-    from sklearn.utils._array_api import device
+    from .._backend import device
 
     return device(a)
