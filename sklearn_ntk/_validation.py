@@ -22,8 +22,11 @@ module holds the pieces that enforce it:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -35,14 +38,20 @@ __all__ = [
     "MAX_STD",
     "all_finite",
     "available_memory",
+    "check_dual_inputs",
+    "check_dual_outputs",
     "check_finite_result",
     "check_float32_range",
     "check_memory",
     "check_n_jobs",
     "check_out",
+    "check_pointwise_input",
     "check_reference_scales",
+    "check_row_scales",
     "input_scale",
+    "inputs_trusted",
     "network_summary",
+    "trusted_inputs",
 ]
 
 #: Largest weight/bias standard deviation whose square is a finite float64:
@@ -182,7 +191,7 @@ def trace_diagonal(network: Any, scale2: float, ntk: bool) -> tuple[int | None, 
     trace: list = []
     for i, layer in enumerate(_fc_layers(network)):
         try:
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), trusted_inputs():
                 k = layer.kernel(k)
         except ArithmeticError as exc:
             trace.append((layer, exc, None))
@@ -213,7 +222,10 @@ def _layer_name(trace: list, index: int) -> str:
 def _explain_trace(network: Any, scale2: float, ntk: bool) -> str:
     if not math.isfinite(scale2):
         return "the squared norms of the inputs themselves overflow float64"
-    bad, trace = trace_diagonal(network, scale2, ntk)
+    try:
+        bad, trace = trace_diagonal(network, scale2, ntk)
+    except Exception as exc:  # a layer refusing the largest input's state
+        return f"the layers raise on the largest input ({type(exc).__name__}: {exc})"
     what = "K(x, x) and Theta(x, x)" if ntk else "K(x, x)"
     if bad is None:
         return (
@@ -338,6 +350,80 @@ def check_float32_range(X: Any, who: str) -> None:
     )
 
 
+#: Range of ``||x||^2 / d`` of the nonzero rows that the feature maps
+#: handle: they square norms, which are subnormal or zero below the low end
+#: and overflow (with ``W_std**2`` and the kernel's growth) above the high end.
+SKETCH_SCALES = (1e-300, 1e300)
+
+
+def _row_scales(X: Any) -> np.ndarray:
+    """``log10(||x_i||^2 / d)`` of every row (``-inf`` for zero rows)."""
+    if sp.issparse(X):
+        X = X.tocsr().astype(np.float64)
+        big = np.asarray(abs(X).max(axis=1).todense()).ravel()
+        inv = np.where(big > 0, 1.0 / np.where(big > 0, big, 1.0), 0.0)
+        unit = sp.diags(inv) @ X
+        sq = np.asarray(unit.multiply(unit).sum(axis=1)).ravel()
+    else:
+        X = np.asarray(to_numpy(X), dtype=np.float64).reshape(len(X), -1)
+        big = np.max(np.abs(X), axis=1, initial=0.0)
+        safe = np.where(big > 0, big, 1.0)
+        sq = np.sum((X / safe[:, None]) ** 2, axis=1)
+    d = max(math.prod(X.shape[1:]), 1)
+    with np.errstate(divide="ignore"):
+        return 2.0 * np.log10(big) + np.log10(np.maximum(sq, 1e-300) / d)
+
+
+def check_row_scales(X: Any, who: str) -> None:
+    """Refuse nonzero rows whose ``||x||^2 / d`` is outside :data:`SKETCH_SCALES`.
+
+    A cheap bound from the smallest and largest entries is tried first
+    (``max|x|^2 / d <= ||x||^2 / d <= max|x|^2``); the row scales are
+    computed only when it is not conclusive.
+    """
+    if sp.issparse(X):
+        if X.nnz == 0:
+            return
+        data = np.abs(X.data)
+        data = data[data > 0]
+        if not data.size:
+            return
+        low, high = float(data.min()), float(data.max())
+    else:
+        from ._backend import any_namespace, get_namespace
+
+        with any_namespace():
+            xp, _ = get_namespace(X)
+            if not math.prod(X.shape):
+                return
+            big = xp.max(xp.abs(X), axis=tuple(range(1, X.ndim)))
+            high = float(xp.max(big))
+            if high == 0:
+                return
+            low = float(xp.min(xp.where(big > 0, big, xp.ones_like(big) * high)))
+    d = max(math.prod(X.shape[1:]), 1)
+    lo, hi = (math.log10(v) for v in SKETCH_SCALES)
+    if 2 * math.log10(low) - math.log10(d) >= lo and 2 * math.log10(high) <= hi:
+        return
+    logs = _row_scales(X)
+    logs = logs[np.isfinite(logs)]
+    worst_low = float(np.min(logs, initial=np.inf))
+    worst_high = float(np.max(logs, initial=-np.inf))
+    if worst_low < lo:
+        raise ValueError(
+            f"{who}: rows of X have ||x||^2/d down to 1e{worst_low:.0f}, below "
+            f"{SKETCH_SCALES[0]:g}: their squared norms underflow float64 inside the "
+            "feature map, which would return wrong features; rescale X (e.g. "
+            "StandardScaler)."
+        )
+    if worst_high > hi:
+        raise ValueError(
+            f"{who}: rows of X have ||x||^2/d up to 1e{worst_high:.0f}, above "
+            f"{SKETCH_SCALES[1]:g}: their squared norms overflow float64 inside the "
+            "feature map; rescale X (e.g. StandardScaler)."
+        )
+
+
 def check_n_jobs(n_jobs: Any) -> None:
     """``n_jobs=0`` means nothing (scikit-learn and joblib refuse it too)."""
     if n_jobs is not None and int(n_jobs) == 0:
@@ -426,3 +512,99 @@ def check_out(out: Any, shape: tuple[int, int], dtype: Any, X: Any) -> None:
                 "out shares memory with X: rows of X would be overwritten before "
                 "they are transformed; pass a separate array."
             )
+
+
+# ----------------------------------------------------------------------------
+# Activation methods called by users
+# ----------------------------------------------------------------------------
+
+# Set by the kernel drivers and the sketch transforms around their inner
+# loops: their intermediate states are valid by construction and their
+# results pass check_finite_result, so the activations skip the checks of
+# user-supplied arguments there (they would cost passes over n x m arrays).
+_TRUSTED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "sklearn_ntk_trusted_inputs", default=False
+)
+
+
+@contextlib.contextmanager
+def trusted_inputs() -> Iterator[None]:
+    """Scope in which activation methods skip the checks of their arguments."""
+    token = _TRUSTED.set(True)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
+def inputs_trusted() -> bool:
+    """Whether the current call comes from a driver (see :func:`trusted_inputs`)."""
+    return _TRUSTED.get()
+
+
+def _host(a: Any) -> np.ndarray:
+    return np.asarray(to_numpy(a), dtype=np.float64)
+
+
+def check_pointwise_input(act: Any, x: Any) -> None:
+    """Refuse complex input to ``act(x)`` (NumPy would drop the imaginary part)."""
+    dtype = getattr(x, "dtype", None)
+    is_complex = (
+        isinstance(x, complex)
+        or (dtype is not None and "complex" in str(dtype))
+        or (
+            isinstance(x, list | tuple)
+            and any(
+                isinstance(v, complex) for v in np.ravel(np.asarray(x, dtype=object))
+            )
+        )
+    )
+    if is_complex:
+        raise TypeError(
+            f"{act!r}: complex input is not supported; activations act on real numbers."
+        )
+
+
+def check_dual_inputs(act: Any, kxx: Any, kxy: Any, kyy: Any) -> None:
+    """Variances finite and >= 0, covariance finite with ``|kxy| <= sqrt(kxx kyy)``.
+
+    A tolerance of 1e-6 in the correlation lets rounding through.
+    """
+    host = {name: _host(v) for name, v in (("kxx", kxx), ("kxy", kxy), ("kyy", kyy))}
+    for name, v in host.items():
+        if not np.isfinite(v).all():
+            raise ValueError(f"{act!r}.dual: {name} contains NaN or infinity.")
+    for name in ("kxx", "kyy"):
+        if (host[name] < 0).any():
+            raise ValueError(
+                f"{act!r}.dual: {name} must be >= 0 (a variance); got "
+                f"{host[name].min():.3g}."
+            )
+    try:
+        bound = np.sqrt(host["kxx"]) * np.sqrt(host["kyy"]) * (1 + 1e-6)
+        bad = np.abs(host["kxy"]) > bound + np.finfo(np.float64).tiny
+    except ValueError as exc:  # shapes that do not broadcast
+        raise ValueError(
+            f"{act!r}.dual: kxx, kxy, kyy must broadcast together; got shapes "
+            f"{np.shape(host['kxx'])}, {np.shape(host['kxy'])}, {np.shape(host['kyy'])}."
+        ) from exc
+    if bad.any():
+        raise ValueError(
+            f"{act!r}.dual: |kxy| exceeds sqrt(kxx kyy): (kxx, kxy, kyy) is not a "
+            "covariance (|correlation| <= 1)."
+        )
+
+
+def check_dual_outputs(act: Any, kxx: Any, kyy: Any, S: Any, Sd: Any) -> None:
+    """Raise ``OverflowError`` naming ``act`` and the scale when the dual is not finite."""
+    for name, v in (("Sigma", S), ("Sigma_dot", Sd)):
+        if v is None or all_finite(v):
+            continue
+        top = max(
+            float(np.max(_host(kxx), initial=0.0)),
+            float(np.max(_host(kyy), initial=0.0)),
+        )
+        raise OverflowError(
+            f"The dual of {act!r} is not finite ({name} has NaN or inf) at variances "
+            f"kxx, kyy up to {top:.3g}: it overflows float64 at this scale."
+        )

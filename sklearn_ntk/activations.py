@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import special
 
+from . import _validation
 from ._backend import asxp, get_namespace, is_numpy, to_numpy
 from ._hermite import (
     gauss_hermite,
@@ -127,7 +128,10 @@ def _set(obj: Any, name: str, value: Any) -> None:
 
 
 def _as_scales(r: Any) -> np.ndarray:
-    r = np.asarray(to_numpy(r), dtype=np.float64)
+    try:
+        r = np.asarray(to_numpy(r), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"r must be an array of real scales, got {r!r}.") from None
     if r.ndim == 0:
         r = r.reshape(1)
     if r.ndim != 1:
@@ -260,9 +264,16 @@ class Activation(ABC):
         x: Any,
         derivative: bool = False,
     ) -> Any:
+        checked = not _validation.inputs_trusted()
+        if checked:
+            _validation.check_pointwise_input(self, x)
         if isinstance(x, np.ndarray) or isinstance(x, numbers.Real | list | tuple):
+            x = np.asarray(x, dtype=np.float64)
             with np.errstate(over="ignore", under="ignore"):
-                return method(np.asarray(x, dtype=np.float64))
+                out = method(x)
+            if checked and np.isnan(x).any():  # NaN in, NaN out (as NumPy)
+                out = np.where(np.isnan(x), np.nan, out)
+            return out
         xp, device = get_namespace(x)[0], getattr(x, "device", None)
         # Other namespaces: in place, in x's dtype and on its device, where the
         # activation has an Array API form (_XP_POINTWISE); else via the host.
@@ -367,6 +378,14 @@ class Activation(ABC):
         Sigma : array of the broadcast shape
         Sigma_dot : array of the broadcast shape, or None if not ``derivative``
 
+        Raises
+        ------
+        ValueError
+            If an argument holds NaN or inf, a variance is negative, or
+            ``|kxy| > sqrt(kxx kyy)`` (beyond rounding).
+        OverflowError
+            If the dual is not finite in float64 at these variances.
+
         Examples
         --------
         >>> import numpy as np
@@ -376,7 +395,12 @@ class Activation(ABC):
         (2, 2)
         """
         xp, kxx, kxy, kyy = _prepare(kxx, kxy, kyy)
-        return self._dual(xp, kxx, kxy, kyy, derivative)
+        if _validation.inputs_trusted():  # a driver, which guards its result
+            return self._dual(xp, kxx, kxy, kyy, derivative)
+        _validation.check_dual_inputs(self, kxx, kxy, kyy)
+        S, Sd = self._dual(xp, kxx, kxy, kyy, derivative)
+        _validation.check_dual_outputs(self, kxx, kyy, S, Sd)
+        return S, Sd
 
     def _dual(
         self, xp: Any, kxx: Any, kxy: Any, kyy: Any, derivative: bool
@@ -1872,7 +1896,7 @@ def _call_user(fn: Callable[[np.ndarray], Any], x: np.ndarray, role: str) -> np.
         )
     if y.shape != np.shape(x):
         try:
-            y = np.broadcast_to(y, np.shape(x))
+            y = np.array(np.broadcast_to(y, np.shape(x)))  # a writeable copy
         except ValueError:
             raise ValueError(
                 f"{name} returned shape {y.shape} for input of shape "

@@ -45,6 +45,10 @@ from ._validation import (
     check_memory,
     check_out,
     check_reference_scales,
+    check_row_scales,
+    network_summary,
+    scale_text,
+    trusted_inputs,
 )
 from .activations import Activation, get
 from .kernels import STD
@@ -246,6 +250,7 @@ class _BaseNeuralSketch(
             check_same_namespace(X, self, attribute="_fit_probe", method="transform")
         X = self._check_input(X, reset=False)
         check_float32_range(X, f"{type(self).__name__}.transform")
+        check_row_scales(X, f"{type(self).__name__}.transform")
         backend = self._backend()
         sparse = sp.issparse(X)
         if sparse and backend == "cupy":
@@ -280,16 +285,18 @@ class _BaseNeuralSketch(
             batch = X[rows] if sparse else X[rows, ...]
             if sparse and not self.sparse_input_:
                 batch = batch.toarray()
-            if backend == "auto":
-                Z = self.sketch_(batch)
-            elif backend == "numpy":
-                Z = from_backend(
-                    self.sketch_(to_backend(batch, "numpy")), "numpy", xp, dev
-                )
-            else:
-                with any_namespace():
-                    Z = self.sketch_(to_backend(batch, "cupy"))
-                Z = from_backend(Z, "cupy", xp, dev)
+            # Activations skip their argument checks: Z is checked below.
+            with trusted_inputs(), _in_context(self, batch):
+                if backend == "auto":
+                    Z = self.sketch_(batch)
+                elif backend == "numpy":
+                    Z = from_backend(
+                        self.sketch_(to_backend(batch, "numpy")), "numpy", xp, dev
+                    )
+                else:
+                    with any_namespace():
+                        Z = self.sketch_(to_backend(batch, "cupy"))
+                    Z = from_backend(Z, "cupy", xp, dev)
             if not all_finite(Z):  # the team rule: never a silent NaN
                 network = network or self._network()
                 check_finite_result(
@@ -385,6 +392,29 @@ class _naming_memory:
                 f"drawing the sketch ran out of memory ({exc}); lower n_components."
             ) from exc
         return False
+
+
+class _in_context:
+    """Prefix arithmetic errors of a transform with the network and the scale."""
+
+    def __init__(self, est: Any, batch: Any):
+        self.est, self.batch = est, batch
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None or not issubclass(exc_type, ArithmeticError | ValueError):
+            return False
+        msg = (
+            f"{type(self.est).__name__}.transform of {network_summary(self.est._network())} "
+            f"at the input scale max ||x||^2/d = {scale_text(self.batch)}: {exc}"
+        )
+        try:
+            new = exc_type(msg)
+        except Exception:
+            new = ValueError(msg)
+        raise new from exc
 
 
 def _same_param(a: Any, b: Any) -> bool:

@@ -31,6 +31,7 @@ from ._validation import (
     check_n_jobs,
     network_summary,
     scale_text,
+    trusted_inputs,
 )
 from .activations import Activation, get
 from .networks import Network, fully_connected
@@ -112,7 +113,7 @@ def exact_kernel(
     config = get_config()  # thread-local: the pool's threads need array_api_dispatch
 
     def run(rows: slice) -> Any:
-        with config_context(**config):
+        with config_context(**config), trusted_inputs():
             try:
                 k = network.kernel(
                     X[rows, ...], Y, ntk=ntk, diag_offset=rows.start if same else None
@@ -469,7 +470,8 @@ class _NeuralKernel(Kernel):
         act = self._validate()
         X = self._as_float64(X, "X")
         net = self._network(act, self.W_std, self.b_std)
-        k = net.kernel_diag(X, ntk=self._ntk)
+        with trusted_inputs():  # checked by the guard below
+            k = net.kernel_diag(X, ntk=self._ntk)
         d = np.asarray(k.ntk if self._ntk else k.nngp, dtype=np.float64)
         kind = "NTK" if self._ntk else "NNGP kernel"
         return check_finite_result(

@@ -479,3 +479,90 @@ def test_memory_rule_against_a_small_machine(monkeypatch):
     # Within the budget: a memmap-like out and small batches are fine.
     est.set_params(batch_size=100)
     assert est.transform(X, out=np.empty((5000, 64))).shape == (5000, 64)
+
+
+# --------------------------------------------------------------------------- #
+# Hostile pass findings (benchmarks/hostile_pass.py)
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("name", ["relu", "erf", "tanh", "exp_normalized"])
+def test_dual_refuses_arguments_that_are_not_a_covariance(name):
+    # Before: NaN, negative variances and |kxy| > sqrt(kxx kyy) gave finite
+    # numbers (the quadrature replaced a NaN correlation by 0).
+    act = activations.get(name)
+    with pytest.raises(ValueError, match="kxy contains NaN"):
+        act.dual(1.0, np.nan, 1.0)
+    with pytest.raises(ValueError, match="kxx must be >= 0"):
+        act.dual(-1.0, 0.0, 1.0)
+    with pytest.raises(ValueError, match="not a covariance"):
+        act.dual(1.0, 5.0, 1.0)
+    # Rounding past |rho| = 1 is let through.
+    S, _ = act.dual(1.0, 1.0 + 1e-15, 1.0)
+    assert np.isfinite(S)
+
+
+def test_dual_that_overflows_names_activation_and_scale():
+    act = activations.get(lambda x: np.exp(50 * x))
+    with pytest.raises(
+        OverflowError, match=r"dual of Numerical.*variances kxx, kyy up to 2"
+    ):
+        act.dual(1.0, 0.3, 2.0)
+
+
+@pytest.mark.parametrize("name", ["relu", "erf", "tanh"])
+def test_pointwise_refuses_complex_and_keeps_nan(name):
+    act = activations.get(name)
+    x = np.array([-1.0, 0.5, 2.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning: an error
+        for f in (act, act.derivative):
+            with pytest.raises(TypeError, match="complex input"):
+                f(x + 1j)
+            # NaN in, NaN out (relu.derivative(nan) was 0).
+            out = f(np.array([np.nan, 1.0]))
+            assert np.isnan(out[0]) and np.isfinite(out[1])
+
+
+def _constant(x):
+    return 1.0
+
+
+@pytest.mark.parametrize(
+    "fn, exc, match",
+    [
+        (lambda x: np.tanh(x).ravel()[:3], ValueError, r"returned shape \(3,\)"),
+        (lambda x: np.tanh(x) + 0j, TypeError, "returned complex values"),
+        (lambda x: np.full(np.shape(x), "a"), TypeError, "returned dtype <U1"),
+    ],
+)
+def test_misbehaving_callables_are_named(fn, exc, match):
+    for call in (
+        lambda: nngp_kernel(_X(), act=fn),
+        lambda: NTKSketch(act=fn, n_components=16).fit(_X()),
+        lambda: activations.get(fn).hermite([1.0], 3),
+    ):
+        with pytest.raises(exc, match=r"activation callable <lambda> .*" + match):
+            call()
+
+
+def test_constant_callable_broadcasts():
+    # E[1 * 1] = 1 at every layer: K = W_std^2 + b_std^2 = 1, and the NTK
+    # adds W_std^2 E[0 * 0] Theta = 0.
+    np.testing.assert_allclose(nngp_kernel(_X(), act=_constant), 1.0, rtol=1e-14)
+    np.testing.assert_allclose(ntk_kernel(_X(), act=_constant), 1.0, rtol=1e-14)
+    Z = NTKSketch(act=_constant, n_components=16, random_state=0).fit_transform(_X())
+    assert np.all(np.isfinite(Z))
+
+
+@pytest.mark.parametrize("Est", [NNGPSketch, NTKSketch])
+@pytest.mark.parametrize("scale, word", [(1e-200, "underflow"), (1e200, "overflow")])
+def test_sketch_rows_out_of_float64_range_are_refused(Est, scale, word):
+    # Before: rows with ||x||^2/d = 1e-400 gave wrong features (their norms
+    # underflowed to 0), and 1e+400 raised "r must contain finite, nonnegative
+    # scales".
+    est = Est(n_components=32, random_state=0).fit(_X())
+    with pytest.raises(ValueError, match=rf"\|\|x\|\|\^2/d .*{word} float64"):
+        est.transform(_X() * scale)
+    # Inside the range: the ReLU features are 1-homogeneous.
+    Z = est.transform(_X())
+    for c in (1e-140, 1e140):
+        np.testing.assert_allclose(est.transform(_X() * c), Z * c, rtol=1e-10)
