@@ -226,6 +226,9 @@ class _BaseNeuralSketch(
             Array to write the features into, e.g. a :func:`numpy.memmap`
             for outputs larger than memory; ``None`` allocates one in the
             namespace and on the device of ``X``.  Not for dask arrays.
+            It must be writeable, of a real floating dtype at least as
+            precise as the features (float64 for float64 input), and must
+            not share memory with ``X``.
 
         Returns
         -------
@@ -233,6 +236,22 @@ class _BaseNeuralSketch(
             Features with ``Z @ Z.T`` close to the exact kernel; float32 for
             float32 input, float64 otherwise; ``out`` when given, else of the
             namespace and device of ``X`` (whatever ``backend``).
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit``, or when parameters other than ``batch_size``,
+            ``backend`` and ``verbose`` changed since ``fit``.
+        ValueError
+            When a nonzero row has ``||x||^2 / d`` outside ``[1e-300,
+            1e300]`` (its squared norm would under- or overflow), when
+            float32 rows have squared norms beyond the float32 range, or
+            when the features are not finite (the message names the
+            activation, the depth and the input scale).
+        TypeError
+            When ``out`` has a dtype that would lose precision.
+        MemoryError
+            When a batch or the output cannot fit in this machine's memory.
         """
         check_is_fitted(self)
         self._check_unchanged()
@@ -468,13 +487,15 @@ _FC_DOC_PARAMS = """
     ----------
     act : str, Activation or callable, default="relu"
         Activation: a name of :func:`sklearn_ntk.activations.available`
-        (``"relu"``, ``"erf"``, ``"gelu"``, ``"tanh"``, ...), an
+        (case-insensitive: ``"relu"``, ``"ReLU"``, ``"erf"``, ...), an
         :class:`~sklearn_ntk.activations.Activation` such as
         ``activations.get("leaky_relu", alpha=0.1)``, or any callable.
     depth : int, default=1
         Number of hidden layers (nonlinearities).
     n_components : int, default=1024
-        Number of output features.
+        Number of output features.  ``fit`` refuses (``MemoryError``) a value
+        whose sketch cannot fit in this machine's memory (at least 32 bytes
+        per component to draw the sketch and transform one row).
     degree : int, default=8
         Highest Hermite degree sketched by PolySketch/TensorSketch.  Degrees
         0 and 1 (and 2 when the layer's input is narrow) are always exact or

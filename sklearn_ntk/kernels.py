@@ -510,7 +510,15 @@ class NNGPKernel(_NeuralKernel):
         Weight and bias standard deviations (hyperparameters).
     W_std_bounds, b_std_bounds : pair of floats >= 0 or "fixed", default="fixed"
         Bounds for optimizing ``W_std`` / ``b_std`` in a GP; ``"fixed"`` keeps
-        them as given.  Gradients are central differences in log space.
+        them as given.  Gradients are central differences in log space, so
+        an optimized ``W_std`` / ``b_std`` must start > 0.
+
+    Notes
+    -----
+    As for every scikit-learn kernel, ``__init__`` stores the parameters
+    untouched; they are validated, with the constraints and messages of
+    :func:`nngp_kernel`, when the kernel is evaluated or ``theta`` /
+    ``bounds`` are read.
 
     Examples
     --------
