@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import special
 
+from . import _validation
 from ._backend import asxp, get_namespace, is_numpy, to_numpy
 from ._hermite import (
     gauss_hermite,
@@ -70,7 +71,16 @@ _NP_INPLACE = {
 # --------------------------------------------------------------------------- #
 # Validation helpers
 # --------------------------------------------------------------------------- #
-def _check_float(name: str, value: Any, *, positive: bool = False) -> float:
+#: Largest magnitude whose square is a finite float64.  The duals are
+#: quadratic in amplitudes (``a``, polynomial coefficients...) and in the
+#: frequencies multiplying ``x`` (``b``): past this, even a unit input has
+#: an infinite kernel.
+_SQUARE_LIMIT = math.sqrt(np.finfo(np.float64).max)
+
+
+def _check_float(
+    name: str, value: Any, *, positive: bool = False, limit: float | None = None
+) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}.")
     value = float(value)
@@ -78,15 +88,38 @@ def _check_float(name: str, value: Any, *, positive: bool = False) -> float:
         raise ValueError(f"{name} must be finite, got {value!r}.")
     if positive and value <= 0:
         raise ValueError(f"{name} must be > 0, got {value!r}.")
+    if limit is not None and abs(value) > limit:
+        raise ValueError(
+            f"|{name}| must be at most {limit:.6g}, got {value!r}: larger values "
+            "overflow float64 in the dual kernel even at unit input scale."
+        )
     return value
 
 
-def _check_int(name: str, value: Any, *, minimum: int = 0) -> int:
+#: Limits of the trigonometric activations' parameters (``c`` is a phase).
+_TRIG_LIMITS = {"a": _SQUARE_LIMIT, "b": _SQUARE_LIMIT, "c": None}
+#: ``a * exp(b x^2)``: the dual holds ``a^2`` and ``4 b^2``.
+_GAUSS_LIMITS = {"a": _SQUARE_LIMIT, "b": _SQUARE_LIMIT / 2}
+
+#: Highest degree of the polynomial activations: E[z^(2k)] = (2k-1)!!
+#: overflows float64 from k = 151 on at unit variance, so degrees far past
+#: that only have a finite kernel in a vanishing band of tiny scales.
+_MAX_DEGREE = 1000
+
+
+def _check_int(
+    name: str, value: Any, *, minimum: int = 0, maximum: int | None = None
+) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}.")
     value = int(value)
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(
+            f"{name} must be <= {maximum}, got {value}: the moments of a degree "
+            f"{value} polynomial overflow float64 at any but tiny input scales."
+        )
     return value
 
 
@@ -95,7 +128,10 @@ def _set(obj: Any, name: str, value: Any) -> None:
 
 
 def _as_scales(r: Any) -> np.ndarray:
-    r = np.asarray(to_numpy(r), dtype=np.float64)
+    try:
+        r = np.asarray(to_numpy(r), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"r must be an array of real scales, got {r!r}.") from None
     if r.ndim == 0:
         r = r.reshape(1)
     if r.ndim != 1:
@@ -228,9 +264,16 @@ class Activation(ABC):
         x: Any,
         derivative: bool = False,
     ) -> Any:
+        checked = not _validation.inputs_trusted()
+        if checked:
+            _validation.check_pointwise_input(self, x)
         if isinstance(x, np.ndarray) or isinstance(x, numbers.Real | list | tuple):
+            x = np.asarray(x, dtype=np.float64)
             with np.errstate(over="ignore", under="ignore"):
-                return method(np.asarray(x, dtype=np.float64))
+                out = method(x)
+            if checked and np.isnan(x).any():  # NaN in, NaN out (as NumPy)
+                out = np.where(np.isnan(x), np.nan, out)
+            return out
         xp, device = get_namespace(x)[0], getattr(x, "device", None)
         # Other namespaces: in place, in x's dtype and on its device, where the
         # activation has an Array API form (_XP_POINTWISE); else via the host.
@@ -284,9 +327,13 @@ class Activation(ABC):
         degree = _check_int("degree", degree)
         a, b = self._hermite(r, degree)
         if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+            bad = ~(np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1))
+            inf = bool(np.isinf(a).any() or np.isinf(b).any())
             raise OverflowError(
-                f"Hermite coefficients of {self!r} overflow float64 at scales up "
-                f"to r={r.max():g} (degree {degree})."
+                f"Hermite coefficients of {self!r} are "
+                f"{'infinite' if inf else 'NaN (inf - inf)'}: they overflow float64 "
+                f"at the scale r={r[bad].min():g} (scales given up to "
+                f"r={r.max():g}, degree {degree})."
             )
         return a, b
 
@@ -331,6 +378,14 @@ class Activation(ABC):
         Sigma : array of the broadcast shape
         Sigma_dot : array of the broadcast shape, or None if not ``derivative``
 
+        Raises
+        ------
+        ValueError
+            If an argument holds NaN or inf, a variance is negative, or
+            ``|kxy| > sqrt(kxx kyy)`` (beyond rounding).
+        OverflowError
+            If the dual is not finite in float64 at these variances.
+
         Examples
         --------
         >>> import numpy as np
@@ -340,7 +395,12 @@ class Activation(ABC):
         (2, 2)
         """
         xp, kxx, kxy, kyy = _prepare(kxx, kxy, kyy)
-        return self._dual(xp, kxx, kxy, kyy, derivative)
+        if _validation.inputs_trusted():  # a driver, which guards its result
+            return self._dual(xp, kxx, kxy, kyy, derivative)
+        _validation.check_dual_inputs(self, kxx, kxy, kyy)
+        S, Sd = self._dual(xp, kxx, kxy, kyy, derivative)
+        _validation.check_dual_outputs(self, kxx, kyy, S, Sd)
+        return S, Sd
 
     def _dual(
         self, xp: Any, kxx: Any, kxy: Any, kyy: Any, derivative: bool
@@ -536,7 +596,7 @@ class LeakyRelu(_Homogeneous):
     name: ClassVar[str] = "leaky_relu"
 
     def __post_init__(self):
-        _set(self, "alpha", _check_float("alpha", self.alpha))
+        _set(self, "alpha", _check_float("alpha", self.alpha, limit=_SQUARE_LIMIT))
 
     @property
     def homogeneous_degree(self) -> int:
@@ -730,7 +790,11 @@ class RectifiedMonomial(_Homogeneous):
     name: ClassVar[str] = "rectified_monomial"
 
     def __post_init__(self):
-        _set(self, "degree", _check_int("degree", self.degree))
+        _set(
+            self,
+            "degree",
+            _check_int("degree", self.degree, maximum=_MAX_DEGREE),
+        )
 
     @property
     def _zero_derivative(self) -> bool:  # type: ignore[override]
@@ -828,7 +892,9 @@ class Polynomial(Activation):
         if isinstance(coef, numbers.Real) or isinstance(coef, str):
             raise TypeError(f"coef must be a sequence of real numbers, got {coef!r}.")
         try:
-            coef = tuple(_check_float("coef[i]", c) for c in coef)
+            coef = tuple(
+                _check_float("coef[i]", c, limit=_SQUARE_LIMIT) for c in coef
+            )
         except TypeError as exc:
             raise TypeError(f"coef must be a sequence of real numbers: {exc}") from None
         if len(coef) == 0:
@@ -880,7 +946,11 @@ class Monomial(_Homogeneous):
     name: ClassVar[str] = "monomial"
 
     def __post_init__(self):
-        _set(self, "degree", _check_int("degree", self.degree))
+        _set(
+            self,
+            "degree",
+            _check_int("degree", self.degree, maximum=_MAX_DEGREE),
+        )
 
     @property
     def _zero_derivative(self) -> bool:  # type: ignore[override]
@@ -944,7 +1014,11 @@ class Hermite(Activation):
     name: ClassVar[str] = "hermite"
 
     def __post_init__(self):
-        _set(self, "degree", _check_int("degree", self.degree))
+        _set(
+            self,
+            "degree",
+            _check_int("degree", self.degree, maximum=_MAX_DEGREE),
+        )
 
     @property
     def homogeneous_degree(self) -> int | None:
@@ -1035,7 +1109,7 @@ class Erf(Activation):
 
     def __post_init__(self):
         for f in ("a", "b", "c"):
-            _set(self, f, _check_float(f, getattr(self, f)))
+            _set(self, f, _check_float(f, getattr(self, f), limit=_SQUARE_LIMIT))
 
     def _fn(self, x):
         return self.a * special.erf(self.b * x) + self.c
@@ -1205,7 +1279,7 @@ class Sin(Activation):
 
     def __post_init__(self):
         for f in ("a", "b", "c"):
-            _set(self, f, _check_float(f, getattr(self, f)))
+            _set(self, f, _check_float(f, getattr(self, f), limit=_TRIG_LIMITS[f]))
 
     def _fn(self, x):
         return self.a * np.sin(self.b * x + self.c)
@@ -1240,7 +1314,7 @@ class Cos(Activation):
 
     def __post_init__(self):
         for f in ("a", "b", "c"):
-            _set(self, f, _check_float(f, getattr(self, f)))
+            _set(self, f, _check_float(f, getattr(self, f), limit=_TRIG_LIMITS[f]))
 
     def _fn(self, x):
         return self.a * np.cos(self.b * x + self.c)
@@ -1302,7 +1376,11 @@ class Rbf(Activation):
     name: ClassVar[str] = "rbf"
 
     def __post_init__(self):
-        _set(self, "gamma", _check_float("gamma", self.gamma, positive=True))
+        _set(
+            self,
+            "gamma",
+            _check_float("gamma", self.gamma, positive=True, limit=_SQUARE_LIMIT**2 / 4),
+        )
 
     @property
     def _sin(self) -> Sin:
@@ -1339,7 +1417,7 @@ class Exp(Activation):
 
     def __post_init__(self):
         for f in ("a", "b"):
-            _set(self, f, _check_float(f, getattr(self, f)))
+            _set(self, f, _check_float(f, getattr(self, f), limit=_SQUARE_LIMIT))
 
     def _fn(self, x):
         return self.a * np.exp(self.b * x)
@@ -1384,7 +1462,7 @@ class Gaussian(Activation):
 
     def __post_init__(self):
         for f in ("a", "b"):
-            _set(self, f, _check_float(f, getattr(self, f)))
+            _set(self, f, _check_float(f, getattr(self, f), limit=_GAUSS_LIMITS[f]))
 
     def _fn(self, x):
         return self.a * np.exp(self.b * x * x)
@@ -1682,7 +1760,7 @@ class Elu(_Quadrature):
     _kinks: ClassVar[tuple[float, ...]] = (0.0,)
 
     def __post_init__(self):
-        _set(self, "alpha", _check_float("alpha", self.alpha))
+        _set(self, "alpha", _check_float("alpha", self.alpha, limit=_SQUARE_LIMIT))
         self._check_nodes()
 
     def _fn(self, x):
@@ -1780,13 +1858,63 @@ class Numerical(_Quadrature):
         return (type(self), (self.fn, self.derivative_fn, self.n_nodes))
 
     def _fn(self, x):
-        return np.asarray(self.fn(x), dtype=np.float64)
+        return _call_user(self.fn, x, "fn")
 
     def _deriv(self, x):
         if self.derivative_fn is not None:
-            return np.asarray(self.derivative_fn(x), dtype=np.float64)
+            return _call_user(self.derivative_fn, x, "derivative")
         h = np.finfo(np.float64).eps ** (1.0 / 3.0) * np.maximum(1.0, np.abs(x))
         return (self._fn(x + h) - self._fn(x - h)) / ((x + h) - (x - h))
+
+
+def _callable_name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def _call_user(fn: Callable[[np.ndarray], Any], x: np.ndarray, role: str) -> np.ndarray:
+    """``fn(x)`` as float64 of ``x``'s shape, or an error naming ``fn``.
+
+    A user's activation must be elementwise and real: its values feed the
+    quadrature of the dual and the Hermite coefficients, where a NaN would
+    silently become a NaN kernel.  NaN outputs at finite inputs are refused
+    (NaN or inf inputs may give NaN: that is the caller's NaN); infinite
+    outputs are overflow, reported with the scale by the kernel drivers.
+    """
+    name = f"The activation callable {_callable_name(fn)} ({role})"
+    try:
+        y = fn(x)
+    except Exception as exc:
+        if hasattr(exc, "add_note"):
+            exc.add_note(f"{name} raised at inputs of shape {np.shape(x)}.")
+        raise
+    y = np.asarray(to_numpy(y) if not isinstance(y, np.ndarray) else y)
+    if y.dtype.kind == "c":
+        raise TypeError(f"{name} returned complex values; it must be real.")
+    if y.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} returned dtype {y.dtype}; it must return real numbers."
+        )
+    if y.shape != np.shape(x):
+        try:
+            y = np.array(np.broadcast_to(y, np.shape(x)))  # a writeable copy
+        except ValueError:
+            raise ValueError(
+                f"{name} returned shape {y.shape} for input of shape "
+                f"{np.shape(x)}; it must be elementwise (vectorized NumPy)."
+            ) from None
+    y = np.asarray(y, dtype=np.float64)
+    bad = np.isnan(y)
+    if bad.any():
+        bad &= np.isfinite(x)
+        if bad.any():
+            at = np.asarray(x)[bad].ravel()
+            raise ValueError(
+                f"{name} returned NaN at x = {at[np.argmin(np.abs(at))]:g} "
+                f"({int(bad.sum())} of {bad.size} points, |x| up to "
+                f"{np.max(np.abs(at)):g}); an activation must be finite on the "
+                "real line (where the dual's quadrature evaluates it)."
+            )
+    return y
 
 
 # --------------------------------------------------------------------------- #
@@ -1994,7 +2122,8 @@ def get(act: str | Activation | Callable[..., Any], **params: Any) -> Activation
         key = _ALIASES.get(key, key)
         if key not in _REGISTRY:
             raise ValueError(
-                f"Unknown activation {act!r}. Valid names: {', '.join(available())}."
+                f"Unknown activation {act!r} (names are case-insensitive). Valid "
+                f"names: {', '.join(sorted(available()))}."
             )
         cls = _REGISTRY[key]
         allowed = _init_params(cls)
@@ -2024,5 +2153,5 @@ def get(act: str | Activation | Callable[..., Any], **params: Any) -> Activation
         return Numerical(act, **params)
     raise ValueError(
         f"act must be a name, an Activation or a callable, got {act!r}. "
-        f"Valid names: {', '.join(available())}."
+        f"Valid names: {', '.join(sorted(available()))}."
     )

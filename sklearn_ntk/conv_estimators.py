@@ -18,16 +18,18 @@ as ``1 x d x 1`` images (1-D signals).
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.utils.validation import validate_data
 
 from ._backend import Interval, StrOptions, _fit_context
-from .activations import Activation, available, get
+from ._validation import check_reference_scales
+from .activations import Activation
 from .convolutional import ConvNetwork, build_network, check_image_shape
-from .estimators import _BaseNeuralSketch
+from .estimators import _BaseNeuralSketch, _naming_memory, _resolve_act
+from .kernels import STD
 
 __all__ = ["CNNGPSketch", "CNTKSketch"]
 
@@ -40,7 +42,8 @@ class _BaseConvSketch(_BaseNeuralSketch):
     _ntk = False
 
     _parameter_constraints: ClassVar[dict] = {
-        "act": [StrOptions(set(available())), Activation, callable],
+        # Names are checked, case-insensitively, by activations.get at fit.
+        "act": [str, Activation, callable],
         "architecture": [StrOptions({"myrtle", "conv_stack"})],
         "depth": [Interval(Integral, 0, None, closed="left")],
         "filter_size": [Interval(Integral, 1, None, closed="left")],
@@ -49,8 +52,8 @@ class _BaseConvSketch(_BaseNeuralSketch):
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "n_channels": [Interval(Integral, 1, None, closed="left")],
         "degree": [Interval(Integral, 1, None, closed="left")],
-        "W_std": [Interval(Real, 0, None, closed="left")],
-        "b_std": [Interval(Real, 0, None, closed="left")],
+        "W_std": STD,
+        "b_std": STD,
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         # The convolutional feature path is NumPy code (shifted adds, einsum):
         # no "cupy" backend yet, and no Array API dispatch.
@@ -132,28 +135,47 @@ class _BaseConvSketch(_BaseNeuralSketch):
             The fitted transformer.
         """
         self._check_input(X, reset=True)
-        self.activation_ = get(self.act)
+        self.activation_ = _resolve_act(self)
         self.sparse_input_ = False
-        self.sketch_ = self._network().sketch(
-            self.n_components,
-            ntk=self._ntk,
-            n_channels=self.n_channels,
-            random_state=self.random_state,
-        )
+        network = self._network()
+        check_reference_scales(network, self._ntk, type(self).__name__)
+        self._check_memory_one_row()
+        with _naming_memory(self):
+            self.sketch_ = network.sketch(
+                self.n_components,
+                ntk=self._ntk,
+                n_channels=self.n_channels,
+                random_state=self.random_state,
+            )
+        self._fitted_params = self._structural_params()
         return self
 
-    def _batch_rows(self) -> int:
-        if self.batch_size is not None:
-            return int(self.batch_size)
-        from sklearn import get_config
+    def _min_bytes_per_row(self) -> float:
+        """Lower bound of the memory to fit and transform one image.
 
+        The output budget (as for the fully connected sketches), plus the
+        concatenated ``filter_size x filter_size`` neighbourhoods of
+        ``n_channels`` features that every pixel feeds a hidden activation.
+        """
+        H, W, _ = self.image_shape_
+        k2 = self.filter_size**2
+        return 32.0 * self.n_components + 8.0 * H * W * k2 * self.n_channels
+
+    def _per_row_bytes(self) -> float:
         H, W, _ = self.image_shape_
         k2 = self.filter_size**2
         width = max(self.n_channels, self.n_components // max(H * W, 1))
         # Per pixel: the concatenated neighbourhoods (phi and psi) and the
         # degree-wise sketches of the widest hidden layer.
         per_row = 8 * H * W * width * (k2 * (2 + 2 * self._ntk) + self.degree + 6)
-        per_row += 8 * self.n_components * (self.degree + 6)
+        return per_row + 8 * self.n_components * (self.degree + 6)
+
+    def _batch_rows(self) -> int:
+        if self.batch_size is not None:
+            return int(self.batch_size)
+        from sklearn import get_config
+
+        per_row = self._per_row_bytes()
         return max(1, int(get_config()["working_memory"] * 2**20 // per_row))
 
     def __sklearn_tags__(self):

@@ -23,15 +23,17 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 from sklearn import get_config
 from sklearn.utils import check_array, check_random_state
 
-from ._backend import Interval, StrOptions, validate_params
+from ._backend import Interval, StrOptions, to_numpy, validate_params
+from ._validation import check_finite_result, check_n_jobs, trusted_inputs
 from .activations import Activation, get
+from .kernels import N_JOBS, STD
 from .layers.base import KernelState
 from .layers.conv import (
     AvgPool,
@@ -85,9 +87,12 @@ def infer_image_shape(n_features: int) -> tuple[int, int, int]:
 
 
 def check_image_shape(
-    image_shape: Any, n_features: int | None = None
+    image_shape: Any, n_features: int | None = None, *, name: str = "X"
 ) -> tuple[int, int, int]:
-    """Validate ``image_shape`` (``(H, W, C)``, or ``(H, W)`` for ``C = 1``)."""
+    """Validate ``image_shape`` (``(H, W, C)``, or ``(H, W)`` for ``C = 1``).
+
+    ``name`` is the input whose rows hold ``n_features`` values (for messages).
+    """
     if image_shape is None:
         if n_features is None:
             raise ValueError("image_shape is needed.")
@@ -106,38 +111,72 @@ def check_image_shape(
         shape = (*shape, 1)
     if n_features is not None and math.prod(shape) != n_features:
         raise ValueError(
-            f"image_shape={shape} holds {math.prod(shape)} values per image but X "
-            f"has {n_features} features per row."
+            f"image_shape={shape} holds {math.prod(shape)} values per image but "
+            f"{name} has {n_features} features per row."
         )
     return shape  # type: ignore[return-value]
 
 
-def as_images(X: Any, image_shape: Any = None) -> np.ndarray:
-    """``(n, H, W, C)`` float64 images from 4-D, 3-D (``C = 1``) or flat input."""
-    X = np.asarray(X)
-    if X.ndim == 4:
-        X4 = X
-        if image_shape is not None and check_image_shape(image_shape) != X.shape[1:]:
-            raise ValueError(
-                f"image_shape={tuple(image_shape)} does not match images of shape "
-                f"{X.shape[1:]}."
-            )
-    elif X.ndim == 3:
-        X4 = X[..., None]
+def as_images(
+    X: Any, image_shape: Any = None, *, name: str = "X", shape_from: str | None = None
+) -> np.ndarray:
+    """``(n, H, W, C)`` float64 images from 4-D, 3-D (``C = 1``) or flat input.
+
+    ``name`` is the input's name in error messages; ``shape_from`` says where
+    ``image_shape`` came from when it is not the user's parameter (``Y`` is
+    read with the shape of the images of ``X``).
+    """
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            f"{name}: sparse input is not supported by the convolutional kernels; "
+            "pass a dense array."
+        )
+    X = np.asarray(to_numpy(X)) if not isinstance(X, np.ndarray) else X
+    if X.dtype.kind == "c":
+        raise ValueError(f"{name}: Complex data not supported (dtype {X.dtype}).")
+    given = "" if shape_from is None else f" (the shape of the images of {shape_from})"
+    if X.ndim in (3, 4):
+        X4 = X if X.ndim == 4 else X[..., None]
         if image_shape is not None and check_image_shape(image_shape) != X4.shape[1:]:
             raise ValueError(
-                f"image_shape={tuple(image_shape)} does not match images of shape "
-                f"{X4.shape[1:]}."
+                f"image_shape={tuple(image_shape)}{given} does not match the "
+                f"images of {name}, of shape {X4.shape[1:]}."
             )
-    else:
-        X = check_array(X, dtype=np.float64)
-        shape = check_image_shape(image_shape, X.shape[1])
+        if min(X4.shape[1:]) < 1:
+            raise ValueError(
+                f"{name} has images of shape {X4.shape[1:]} (H, W, C): every "
+                "dimension must be at least 1."
+            )
+        try:
+            X4 = np.asarray(X4, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name}: {exc}") from exc
+    elif X.ndim == 2:
+        try:
+            X = check_array(X, dtype=np.float64, input_name=name)
+        except ValueError as exc:
+            if f" {name} " in str(exc):
+                raise
+            raise ValueError(f"{name}: {exc}") from exc
+        try:
+            shape = check_image_shape(image_shape, X.shape[1], name=name)
+        except ValueError as exc:
+            if not given:
+                raise
+            raise ValueError(f"{exc}{given}") from exc
         X4 = X.reshape(X.shape[0], *shape)
-    X4 = np.asarray(X4, dtype=np.float64)
+    else:
+        raise ValueError(
+            f"{name} must be flat rows (n_samples, H * W * C), single-channel "
+            f"images (n_samples, H, W) or images (n_samples, H, W, C); got an "
+            f"array of shape {X.shape}."
+        )
     if X4.size and not np.all(np.isfinite(X4)):
-        raise ValueError("Input contains NaN or infinity.")
+        raise ValueError(f"Input {name} contains NaN or infinity.")
     if X4.shape[0] == 0:
-        raise ValueError("Found array with 0 sample(s); a minimum of 1 is required.")
+        raise ValueError(
+            f"{name}: found 0 images (shape {X4.shape}); a minimum of 1 is required."
+        )
     return X4
 
 
@@ -436,6 +475,7 @@ def _tile_size(network: ConvNetwork, image_shape: tuple[int, int, int]) -> int:
 
 
 def _n_threads(n_jobs: int | None, n_tasks: int) -> int:
+    check_n_jobs(n_jobs)
     if n_jobs is None:
         n_jobs = 1
     if n_jobs < 0:
@@ -466,15 +506,18 @@ def exact_conv_kernel(
         raise ValueError(
             f"X has images of shape {X4.shape[1:]} but Y of shape {Y4.shape[1:]}."
         )
+    check_n_jobs(n_jobs)
     n, m = X4.shape[0], Y4.shape[0]
     b = tile or _tile_size(network, X4.shape[1:])
     threads = _n_threads(n_jobs, max(n, m) // b + 1)
 
     def diagonals(Z: np.ndarray) -> list:
         step = max(b * b, 1)
-        parts = [
-            network.self_states(Z[s : s + step])[0] for s in range(0, Z.shape[0], step)
-        ]
+        with trusted_inputs():  # the result below is checked
+            parts = [
+                network.self_states(Z[s : s + step])[0]
+                for s in range(0, Z.shape[0], step)
+            ]
         return [np.concatenate(ds, axis=-1) for ds in zip(*parts)] if parts else []
 
     diags_x = diagonals(X4)
@@ -489,16 +532,28 @@ def exact_conv_kernel(
     ]
     out = np.empty((n, m))
 
+    kind = "CNTK" if ntk else "CNNGP kernel"
+
     def run(task: tuple[slice, slice]) -> None:
         r, c = task
-        k = network.cross_state(
-            X4[r],
-            Y4[c],
-            [d[..., r] for d in diags_x],
-            [d[..., c] for d in diags_y],
-            ntk,
-        )
+        with trusted_inputs():  # checked by the guard below
+            k = network.cross_state(
+                X4[r],
+                Y4[c],
+                [d[..., r] for d in diags_x],
+                [d[..., c] for d in diags_y],
+                ntk,
+            )
         K = k.ntk if ntk else k.nngp
+        # The guard of the team rule: never a NaN with only a RuntimeWarning.
+        check_finite_result(
+            K,
+            what=f"The exact {kind}",
+            network=network,
+            ntk=ntk,
+            X=X4[r],
+            Y=None if symmetric else Y4[c],
+        )
         out[r, c] = K
         if symmetric and r != c:
             out[c, r] = K.T
@@ -526,10 +581,10 @@ _kernel_params = {
     "depth": [Interval(Integral, 0, None, closed="left")],
     "filter_size": [Interval(Integral, 1, None, closed="left")],
     "readout": [StrOptions({"global_avg", "flatten"})],
-    "W_std": [Interval(Real, 0, None, closed="left")],
-    "b_std": [Interval(Real, 0, None, closed="left")],
+    "W_std": STD,
+    "b_std": STD,
     "image_shape": ["array-like", None],
-    "n_jobs": [Integral, None],
+    "n_jobs": N_JOBS,
     "verbose": ["verbose"],
 }
 
@@ -550,7 +605,7 @@ def _conv_kernel(
     verbose,
 ):
     X4 = as_images(X, image_shape)
-    Y4 = None if Y is None else as_images(Y, X4.shape[1:])
+    Y4 = None if Y is None else as_images(Y, X4.shape[1:], name="Y", shape_from="X")
     net = build_network(
         act,
         architecture,

@@ -8,7 +8,7 @@ parameters describe; ``transform`` runs it over row batches.
 from __future__ import annotations
 
 import time
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,10 +19,11 @@ from sklearn.base import (
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
 )
+from sklearn.exceptions import NotFittedError
 from sklearn.utils import gen_batches
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _dask
+from . import _dask, _validation
 from ._backend import (
     BACKENDS,
     Interval,
@@ -38,7 +39,20 @@ from ._backend import (
     to_backend,
     to_numpy,
 )
-from .activations import Activation, available, get
+from ._validation import (
+    all_finite,
+    check_finite_result,
+    check_float32_range,
+    check_memory,
+    check_out,
+    check_reference_scales,
+    check_row_scales,
+    network_summary,
+    scale_text,
+    trusted_inputs,
+)
+from .activations import Activation, get
+from .kernels import STD
 from .networks import Network, fully_connected
 
 __all__ = ["NNGPSketch", "NTKSketch"]
@@ -63,12 +77,14 @@ class _BaseNeuralSketch(
     _array_api_support = False
 
     _parameter_constraints: ClassVar[dict] = {
-        "act": [StrOptions(set(available())), Activation, callable],
+        # Names are checked, case-insensitively, by activations.get at fit
+        # (StrOptions is case-sensitive).
+        "act": [str, Activation, callable],
         "depth": [Interval(Integral, 0, None, closed="left")],
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "degree": [Interval(Integral, 1, None, closed="left")],
-        "W_std": [Interval(Real, 0, None, closed="left")],
-        "b_std": [Interval(Real, 0, None, closed="left")],
+        "W_std": STD,
+        "b_std": STD,
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "backend": [StrOptions(set(BACKENDS))],
         "verbose": ["verbose"],
@@ -118,7 +134,7 @@ class _BaseNeuralSketch(
             import_cupy()  # fail at fit, not after a long pipeline
             if sp.issparse(X):
                 raise TypeError('backend="cupy" does not accept sparse input.')
-        self.activation_ = get(self.act)
+        self.activation_ = _resolve_act(self)
         self.sparse_input_ = sp.issparse(X)
         # Under array_api_dispatch, transform checks that X has the namespace
         # and device seen here (scikit-learn's convention for fitted arrays).
@@ -126,14 +142,57 @@ class _BaseNeuralSketch(
         if get_config()["array_api_dispatch"] and not self.sparse_input_:
             xp, _, dev = get_namespace_and_device(X)
             self._fit_probe = xp.zeros(0, dtype=X.dtype, device=dev)
-        self.sketch_ = self._network().sketch(
-            self.n_features_in_,
-            self.n_components,
-            ntk=self._ntk,
-            random_state=self.random_state,
-            sparse=self.sparse_input_,
-        )
+        network = self._network()
+        check_reference_scales(network, self._ntk, type(self).__name__)
+        self._check_memory_one_row()
+        with _naming_memory(self):
+            self.sketch_ = network.sketch(
+                self.n_features_in_,
+                self.n_components,
+                ntk=self._ntk,
+                random_state=self.random_state,
+                sparse=self.sparse_input_,
+            )
+        self._fitted_params = self._structural_params()
         return self
+
+    # Parameters that transform and batch sizing may change after fit.
+    _RUNTIME_PARAMS: ClassVar[frozenset] = frozenset({"batch_size", "backend", "verbose"})
+
+    def _structural_params(self) -> dict:
+        params = self.get_params(deep=False)
+        return {k: v for k, v in params.items() if k not in self._RUNTIME_PARAMS}
+
+    def _check_unchanged(self) -> None:
+        """Refuse to transform with a sketch drawn for other parameters."""
+        fitted = getattr(self, "_fitted_params", None)
+        if fitted is None:
+            return
+        now = self._structural_params()
+        changed = [k for k in fitted if not _same_param(fitted[k], now.get(k))]
+        if changed:
+            diff = ", ".join(f"{k}: {fitted[k]!r} -> {now.get(k)!r}" for k in changed)
+            raise NotFittedError(
+                f"The parameters of this {type(self).__name__} changed since fit "
+                f"({diff}); the drawn sketch_ belongs to the old ones. Call fit "
+                "again (only batch_size, backend and verbose may change after fit)."
+            )
+
+    def _min_bytes_per_row(self) -> float:
+        """Lower bound of the memory to fit and transform one row.
+
+        Measured with tracemalloc (depth 1, dense and sparse input, NNGP and
+        NTK, degrees 2 and 8): at least 4 float64 arrays of n_components.
+        """
+        return 32.0 * self.n_components
+
+    def _check_memory_one_row(self) -> None:
+        check_memory(
+            self._min_bytes_per_row(),
+            f"{type(self).__name__}(n_components={self.n_components}) (to draw its "
+            "sketch and transform a single row)",
+            "lower n_components.",
+        )
 
     def _batch_rows(self) -> int:
         """Rows per batch: ``batch_size``, or sized from ``working_memory``."""
@@ -141,8 +200,12 @@ class _BaseNeuralSketch(
             return int(self.batch_size)
         # Measured peak of a batch (benchmarks/bench_memory.py): below
         # (degree + 6) float64 arrays of n_components per row.
-        per_row = 8 * self.n_components * (self.degree + 6)
+        per_row = self._per_row_bytes()
         return max(1, int(get_config()["working_memory"] * 2**20 // per_row))
+
+    def _per_row_bytes(self) -> float:
+        """Estimated working memory of one row in a batch (see ``_batch_rows``)."""
+        return 8.0 * self.n_components * (self.degree + 6)
 
     def transform(self, X: Any, *, out: Any = None) -> Any:
         """Map ``X`` to features whose inner products approximate the kernel.
@@ -164,6 +227,9 @@ class _BaseNeuralSketch(
             Array to write the features into, e.g. a :func:`numpy.memmap`
             for outputs larger than memory; ``None`` allocates one in the
             namespace and on the device of ``X``.  Not for dask arrays.
+            It must be writeable, of a real floating dtype at least as
+            precise as the features (float64 for float64 input), and must
+            not share memory with ``X``.
 
         Returns
         -------
@@ -171,8 +237,25 @@ class _BaseNeuralSketch(
             Features with ``Z @ Z.T`` close to the exact kernel; float32 for
             float32 input, float64 otherwise; ``out`` when given, else of the
             namespace and device of ``X`` (whatever ``backend``).
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit``, or when parameters other than ``batch_size``,
+            ``backend`` and ``verbose`` changed since ``fit``.
+        ValueError
+            When a nonzero row has ``||x||^2 / d`` outside ``[1e-300,
+            1e300]`` (its squared norm would under- or overflow), when
+            float32 rows have squared norms beyond the float32 range, or
+            when the features are not finite (the message names the
+            activation, the depth and the input scale).
+        TypeError
+            When ``out`` has a dtype that would lose precision.
+        MemoryError
+            When a batch or the output cannot fit in this machine's memory.
         """
         check_is_fitted(self)
+        self._check_unchanged()
         if _dask.is_dask_array(X):
             if out is not None:
                 raise ValueError(
@@ -186,6 +269,8 @@ class _BaseNeuralSketch(
         if getattr(self, "_fit_probe", None) is not None:
             check_same_namespace(X, self, attribute="_fit_probe", method="transform")
         X = self._check_input(X, reset=False)
+        check_float32_range(X, f"{type(self).__name__}.transform")
+        check_row_scales(X, f"{type(self).__name__}.transform")
         backend = self._backend()
         sparse = sp.issparse(X)
         if sparse and backend == "cupy":
@@ -196,38 +281,104 @@ class _BaseNeuralSketch(
             sparse = True
         xp, _, dev = (np, False, None) if sparse else get_namespace_and_device(X)
         n, m = X.shape[0], self.n_components
+        rows_per_batch = self._batch_rows()
+        if self.batch_size is None:
+            # working_memory can exceed what this machine has: keep an
+            # automatic batch within half of the memory available.
+            limit = _validation.available_memory()
+            if limit is not None:
+                fit = int(limit // (2 * self._min_bytes_per_row()))
+                rows_per_batch = max(1, min(rows_per_batch, fit))
+        self._check_transform_memory(n, min(n, rows_per_batch), X, out is None)
         if out is None:
             out = (
                 np.empty((n, m), dtype=X.dtype)
                 if is_numpy(xp)
                 else xp.empty((n, m), dtype=X.dtype, device=dev)
             )
-        elif tuple(out.shape) != (n, m):
-            raise ValueError(f"out has shape {tuple(out.shape)}; expected {(n, m)}.")
-        batches = list(gen_batches(n, self._batch_rows()))
+        else:
+            check_out(out, (n, m), X.dtype, X)
+        batches = list(gen_batches(n, rows_per_batch))
+        network = None
         report = _progress(type(self).__name__, n, len(batches), verbose)
         for i, rows in enumerate(batches):
             batch = X[rows] if sparse else X[rows, ...]
             if sparse and not self.sparse_input_:
                 batch = batch.toarray()
-            if backend == "auto":
-                Z = self.sketch_(batch)
-            elif backend == "numpy":
-                Z = from_backend(
-                    self.sketch_(to_backend(batch, "numpy")), "numpy", xp, dev
+            # Activations skip their argument checks: Z is checked below.
+            with trusted_inputs(), _in_context(self, batch):
+                if backend == "auto":
+                    Z = self.sketch_(batch)
+                elif backend == "numpy":
+                    Z = from_backend(
+                        self.sketch_(to_backend(batch, "numpy")), "numpy", xp, dev
+                    )
+                else:
+                    with any_namespace():
+                        Z = self.sketch_(to_backend(batch, "cupy"))
+                    Z = from_backend(Z, "cupy", xp, dev)
+            if not all_finite(Z):  # the team rule: never a silent NaN
+                network = network or self._network()
+                check_finite_result(
+                    Z,
+                    what=f"{type(self).__name__}.transform",
+                    network=network,
+                    ntk=self._ntk,
+                    X=batch,
                 )
-            else:
-                with any_namespace():
-                    Z = self.sketch_(to_backend(batch, "cupy"))
-                Z = from_backend(Z, "cupy", xp, dev)
             _write(out, rows, Z)
             del Z, batch
             report(i, rows.stop)
         return out
 
+    def _check_transform_memory(
+        self, n: int, batch_rows: int, X: Any, allocate_out: bool
+    ) -> None:
+        """Refuse up front a transform whose batch or output cannot fit in memory."""
+        name = type(self).__name__
+        batch = batch_rows * self._min_bytes_per_row()
+        check_memory(
+            batch,
+            f"{name}.transform with batches of {batch_rows} rows "
+            f"(batch_size={self.batch_size!r}, n_components={self.n_components})",
+            "lower batch_size (None sizes batches from working_memory)"
+            if self.batch_size is not None
+            else "lower n_components.",
+        )
+        if allocate_out:
+            itemsize = 4 if "float32" in str(X.dtype) else 8
+            check_memory(
+                batch + float(n) * self.n_components * itemsize,
+                f"{name}.transform of {n} rows into a new {n} x {self.n_components} "
+                "output",
+                "transform fewer rows at a time, pass out=np.memmap(...), or lower "
+                "n_components.",
+            )
+
     @property
     def _n_features_out(self) -> int:
-        return self.n_components
+        # AttributeError before fit, so that get_feature_names_out says "not
+        # fitted"; after fit, the width of the drawn sketch.
+        if not hasattr(self, "sketch_"):
+            raise AttributeError("_n_features_out is set by fit")
+        return self.sketch_.n_components
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Output feature names: the lowercased class name and an index.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Only checked against the names seen at fit.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            ``["<classname>0", "<classname>1", ...]``, one per component.
+        """
+        check_is_fitted(self)
+        self._check_unchanged()
+        return super().get_feature_names_out(input_features)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -235,6 +386,69 @@ class _BaseNeuralSketch(
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.array_api_support = self._array_api_support
         return tags
+
+
+def _resolve_act(est: Any) -> Activation:
+    """``activations.get(est.act)``, with errors that name the parameter."""
+    try:
+        return get(est.act)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"The 'act' parameter of {type(est).__name__}: {exc}") from exc
+
+
+class _naming_memory:
+    """Re-raise a ``MemoryError`` of drawing the sketch with ``n_components``."""
+
+    def __init__(self, est: Any):
+        self.est = est
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None and issubclass(exc_type, MemoryError):
+            raise MemoryError(
+                f"{type(self.est).__name__}(n_components={self.est.n_components}): "
+                f"drawing the sketch ran out of memory ({exc}); lower n_components."
+            ) from exc
+        return False
+
+
+class _in_context:
+    """Prefix arithmetic errors of a transform with the network and the scale."""
+
+    def __init__(self, est: Any, batch: Any):
+        self.est, self.batch = est, batch
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None or not issubclass(exc_type, ArithmeticError | ValueError):
+            return False
+        msg = (
+            f"{type(self.est).__name__}.transform of {network_summary(self.est._network())} "
+            f"at the input scale max ||x||^2/d = {scale_text(self.batch)}: {exc}"
+        )
+        try:
+            new = exc_type(msg)
+        except Exception:
+            new = ValueError(msg)
+        raise new from exc
+
+
+def _same_param(a: Any, b: Any) -> bool:
+    """Whether a parameter kept its value (identity, or equal values)."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    try:
+        if isinstance(a, np.ndarray | list | tuple):
+            return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+        return bool(a == b)
+    except Exception:
+        return False
 
 
 def _backend_to_numpy(X: Any) -> np.ndarray:
@@ -274,13 +488,15 @@ _FC_DOC_PARAMS = """
     ----------
     act : str, Activation or callable, default="relu"
         Activation: a name of :func:`sklearn_ntk.activations.available`
-        (``"relu"``, ``"erf"``, ``"gelu"``, ``"tanh"``, ...), an
+        (case-insensitive: ``"relu"``, ``"ReLU"``, ``"erf"``, ...), an
         :class:`~sklearn_ntk.activations.Activation` such as
         ``activations.get("leaky_relu", alpha=0.1)``, or any callable.
     depth : int, default=1
         Number of hidden layers (nonlinearities).
     n_components : int, default=1024
-        Number of output features.
+        Number of output features.  ``fit`` refuses (``MemoryError``) a value
+        whose sketch cannot fit in this machine's memory (at least 32 bytes
+        per component to draw the sketch and transform one row).
     degree : int, default=8
         Highest Hermite degree sketched by PolySketch/TensorSketch.  Degrees
         0 and 1 (and 2 when the layer's input is narrow) are always exact or

@@ -22,6 +22,15 @@ from sklearn.gaussian_process.kernels import Hyperparameter, Kernel
 from sklearn.utils import check_array, gen_batches
 
 from ._backend import Interval, device, get_namespace, validate_params, zeros
+from ._validation import (
+    MAX_STD,
+    check_finite_result,
+    check_float32_range,
+    check_n_jobs,
+    network_summary,
+    scale_text,
+    trusted_inputs,
+)
 from .activations import Activation, get
 from .networks import Network, fully_connected
 
@@ -32,14 +41,30 @@ def _resolve_act(act: Any) -> Activation:
     return get(act)
 
 
+def _check_2d(A: Any, name: str, dtype: Any, sparse: bool) -> Any:
+    """``check_array`` whose messages say which of ``X`` and ``Y`` is at fault."""
+    kind = getattr(getattr(A, "dtype", None), "kind", None)
+    if kind == "c" or (kind is None and "complex" in str(getattr(A, "dtype", ""))):
+        raise ValueError(f"{name}: Complex data not supported (dtype {A.dtype}).")
+    try:
+        return check_array(
+            A, accept_sparse="csr" if sparse else False, dtype=dtype, input_name=name
+        )
+    except ValueError as exc:
+        msg = str(exc)
+        if f" {name} " in msg or msg.startswith(f"{name}:"):
+            raise
+        raise ValueError(f"{name}: {msg}") from exc
+
+
 def _check_inputs(X: Any, Y: Any) -> tuple[Any, Any]:
     if sp.issparse(X) or (Y is not None and sp.issparse(Y)):
-        X = check_array(X, accept_sparse="csr", dtype=[np.float64, np.float32])
-        Y = X if Y is None else check_array(Y, accept_sparse="csr", dtype=X.dtype)
+        X = _check_2d(X, "X", [np.float64, np.float32], True)
+        Y = X if Y is None else _check_2d(Y, "Y", X.dtype, True)
     else:
         xp, _ = get_namespace(X) if Y is None else get_namespace(X, Y)
-        X = check_array(X, dtype=[xp.float64, xp.float32])
-        Y = X if Y is None else check_array(Y, dtype=X.dtype)
+        X = _check_2d(X, "X", [xp.float64, xp.float32], False)
+        Y = X if Y is None else _check_2d(Y, "Y", X.dtype, False)
     if X.shape[1] != Y.shape[1]:
         raise ValueError(
             f"X has {X.shape[1]} features but Y has {Y.shape[1]}; they must match."
@@ -69,7 +94,11 @@ def exact_kernel(
     elementwise dual maps, so threads scale without copying the inputs.
     """
     same = Y is None
+    check_n_jobs(n_jobs)
     X, Y = _check_inputs(X, Y)
+    kind = "NTK" if ntk else "NNGP kernel"
+    for A in (X,) if same else (X, Y):
+        check_float32_range(A, f"The exact {kind} of {network_summary(network)}")
     n, m = X.shape[0], Y.shape[0]
     sparse = sp.issparse(X)
     xp = np if sparse else get_namespace(X)[0]
@@ -82,11 +111,23 @@ def exact_kernel(
     config = get_config()  # thread-local: the pool's threads need array_api_dispatch
 
     def run(rows: slice) -> Any:
-        with config_context(**config):
-            k = network.kernel(
-                X[rows, ...], Y, ntk=ntk, diag_offset=rows.start if same else None
+        with config_context(**config), trusted_inputs():
+            try:
+                k = network.kernel(
+                    X[rows, ...], Y, ntk=ntk, diag_offset=rows.start if same else None
+                )
+            except (ArithmeticError, ValueError) as exc:
+                raise _with_context(exc, kind, network, X, None if same else Y) from exc
+            K = k.ntk if ntk else k.nngp
+            # The guard of the team rule: never a NaN with only a RuntimeWarning.
+            return check_finite_result(
+                K,
+                what=f"The exact {kind}",
+                network=network,
+                ntk=ntk,
+                X=X[rows, ...],
+                Y=None if same else Y,
             )
-        return k.ntk if ntk else k.nngp
 
     if len(blocks) == 1:
         return run(blocks[0])
@@ -103,6 +144,7 @@ def exact_kernel(
 
 
 def _n_threads(n_jobs: int | None, n_blocks: int) -> int:
+    check_n_jobs(n_jobs)
     if n_jobs is None:
         n_jobs = 1
     if n_jobs < 0:
@@ -112,14 +154,41 @@ def _n_threads(n_jobs: int | None, n_blocks: int) -> int:
     return max(1, min(n_jobs, n_blocks))
 
 
+def _with_context(
+    exc: BaseException, kind: str, network: Any, X: Any, Y: Any
+) -> BaseException:
+    """``exc`` with the network and the input scale prepended to its message."""
+    scale = scale_text(X) + ("" if Y is None else f" for X and {scale_text(Y)} for Y")
+    msg = (
+        f"The exact {kind} of {network_summary(network)} at the input scale "
+        f"max ||x||^2/d = {scale}: {exc}"
+    )
+    try:
+        new = type(exc)(msg)
+    except Exception:  # exception types that need other arguments
+        new = ValueError(msg)
+    new.__cause__ = exc
+    return new
+
+
+#: ``n_jobs``: a nonzero number of threads (``-1``: all cores) or None.
+N_JOBS = [
+    Interval(Integral, 1, None, closed="left"),
+    Interval(Integral, None, -1, closed="right"),
+    None,
+]
+#: ``W_std``, ``b_std``: nonnegative, with a finite float64 square.
+STD = [Interval(Real, 0, MAX_STD, closed="both")]
+
+
 _common_params = {
     "X": ["array-like", "sparse matrix"],
     "Y": ["array-like", "sparse matrix", None],
     "act": [str, Activation, callable],
     "depth": [Interval(Integral, 0, None, closed="left")],
-    "W_std": [Interval(Real, 0, None, closed="left")],
-    "b_std": [Interval(Real, 0, None, closed="left")],
-    "n_jobs": [Integral, None],
+    "W_std": STD,
+    "b_std": STD,
+    "n_jobs": N_JOBS,
     "verbose": ["verbose"],
 }
 
@@ -247,8 +316,36 @@ def ntk_kernel(
     return exact_kernel(net, X, Y, ntk=True, n_jobs=n_jobs, verbose=verbose)
 
 
+#: Constraints of the GP kernels' parameters: those of :func:`nngp_kernel`.
+_KERNEL_PARAMS = {k: _common_params[k] for k in ("act", "depth", "W_std", "b_std")}
+
+
+def _param_checker(name: str) -> Any:
+    """A no-op validated by ``validate_params`` under the caller name ``name``.
+
+    So that the GP kernels' parameters get exactly the constraints and the
+    messages of :func:`nngp_kernel`.
+    """
+
+    def check(*, act: Any, depth: Any, W_std: Any, b_std: Any) -> None:
+        return None
+
+    check.__qualname__ = check.__name__ = name
+    return validate_params(_KERNEL_PARAMS, prefer_skip_nested_validation=True)(check)
+
+
+def _fmt_param(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, Real) else repr(value)
+
+
 class _NeuralKernel(Kernel):
-    """Shared machinery of :class:`NNGPKernel` and :class:`NTKKernel`."""
+    """Shared machinery of :class:`NNGPKernel` and :class:`NTKKernel`.
+
+    Parameters are stored untouched by ``__init__`` (``clone`` and
+    ``set_params`` must work) and validated when the kernel is evaluated, or
+    when ``theta`` / ``bounds`` are read, with the constraints and messages
+    of :func:`nngp_kernel`.
+    """
 
     _ntk = False
 
@@ -276,15 +373,82 @@ class _NeuralKernel(Kernel):
     def hyperparameter_b_std(self) -> Hyperparameter:
         return Hyperparameter("b_std", "numeric", self.b_std_bounds)
 
-    def _matrix(self, X: Any, Y: Any, W_std: float, b_std: float) -> np.ndarray:
-        net = fully_connected(_resolve_act(self.act), int(self.depth), W_std, b_std)
-        return np.asarray(exact_kernel(net, X, Y, ntk=self._ntk))
+    # -- validation ------------------------------------------------------------
+
+    def _validate(self) -> Activation:
+        """Check every parameter; return the resolved activation."""
+        name = type(self).__name__
+        # Inside a GaussianProcessRegressor.fit, scikit-learn skips nested
+        # parameter validation; these parameters were never validated before.
+        with config_context(skip_parameter_validation=False):
+            _param_checker(name)(
+                act=self.act, depth=self.depth, W_std=self.W_std, b_std=self.b_std
+            )
+        for param in ("W_std", "b_std"):
+            bounds = getattr(self, f"{param}_bounds")
+            if isinstance(bounds, str) and bounds == "fixed":
+                continue
+            ok = not isinstance(bounds, str)
+            if ok:
+                try:
+                    lo, hi = (float(v) for v in np.asarray(bounds, dtype=float).ravel())
+                except (TypeError, ValueError):
+                    ok = False
+                else:
+                    ok = 0 <= lo <= hi <= MAX_STD
+            if not ok:
+                raise ValueError(
+                    f"The '{param}_bounds' parameter of {name} must be 'fixed' or a "
+                    f"pair (low, high) of floats with 0 <= low <= high <= {MAX_STD:.6g}. "
+                    f"Got {bounds!r} instead."
+                )
+            value = getattr(self, param)
+            if value <= 0:
+                raise ValueError(
+                    f"{name}({param}={value!r}, {param}_bounds={bounds!r}): a "
+                    f"hyperparameter is optimized in log space, so {param} must be "
+                    f"> 0 when {param}_bounds is not 'fixed'; start from a value "
+                    f"inside the bounds (e.g. {param}={max(lo, min(hi, 0.1)):.3g}) or "
+                    f"set {param}_bounds='fixed'."
+                )
+        try:
+            return _resolve_act(self.act)
+        except ValueError as exc:
+            raise ValueError(f"The 'act' parameter of {name}: {exc}") from exc
+
+    @property
+    def theta(self) -> np.ndarray:
+        """Log of the non-fixed hyperparameters (validated; always finite)."""
+        self._validate()
+        return Kernel.theta.fget(self)
+
+    @theta.setter
+    def theta(self, theta: np.ndarray) -> None:
+        Kernel.theta.fset(self, theta)
+
+    @property
+    def bounds(self) -> np.ndarray:
+        """Log of the bounds of the non-fixed hyperparameters (validated)."""
+        self._validate()
+        return Kernel.bounds.fget(self)
+
+    # -- evaluation ------------------------------------------------------------
+
+    def _network(self, act: Activation, W_std: float, b_std: float) -> Network:
+        return fully_connected(act, int(self.depth), W_std, b_std)
+
+    def _as_float64(self, A: Any, name: str) -> Any:
+        return _check_2d(A, name, np.float64, True)
 
     def __call__(self, X, Y=None, eval_gradient=False):
-        X = np.asarray(X, dtype=np.float64) if not sp.issparse(X) else X
+        act = self._validate()
         if Y is not None and eval_gradient:
             raise ValueError("Gradient can only be evaluated when Y is None.")
-        K = self._matrix(X, Y, self.W_std, self.b_std)
+        X = self._as_float64(X, "X")
+        Y = None if Y is None else self._as_float64(Y, "Y")
+        K = np.asarray(
+            exact_kernel(self._network(act, self.W_std, self.b_std), X, Y, ntk=self._ntk)
+        )
         if not eval_gradient:
             return K
         # Gradient in log-hyperparameter space by central differences: the
@@ -294,26 +458,27 @@ class _NeuralKernel(Kernel):
             if getattr(self, f"hyperparameter_{name}").fixed:
                 continue
             value = getattr(self, name)
-            if value <= 0:
-                grads.append(np.zeros_like(K))
-                continue
             h = 1e-4
             params = {"W_std": self.W_std, "b_std": self.b_std}
             params[name] = value * math.exp(h)
-            k_plus = self._matrix(X, None, params["W_std"], params["b_std"])
+            k_plus = exact_kernel(self._network(act, **params), X, ntk=self._ntk)
             params[name] = value * math.exp(-h)
-            k_minus = self._matrix(X, None, params["W_std"], params["b_std"])
-            grads.append((k_plus - k_minus) / (2 * h))
+            k_minus = exact_kernel(self._network(act, **params), X, ntk=self._ntk)
+            grads.append((np.asarray(k_plus) - np.asarray(k_minus)) / (2 * h))
         grad = np.stack(grads, axis=-1) if grads else np.empty((*K.shape, 0))
         return K, grad
 
     def diag(self, X):
-        X = np.asarray(X, dtype=np.float64) if not sp.issparse(X) else X
-        net = fully_connected(
-            _resolve_act(self.act), int(self.depth), self.W_std, self.b_std
+        act = self._validate()
+        X = self._as_float64(X, "X")
+        net = self._network(act, self.W_std, self.b_std)
+        with trusted_inputs():  # checked by the guard below
+            k = net.kernel_diag(X, ntk=self._ntk)
+        d = np.asarray(k.ntk if self._ntk else k.nngp, dtype=np.float64)
+        kind = "NTK" if self._ntk else "NNGP kernel"
+        return check_finite_result(
+            d, what=f"The diagonal of the {kind}", network=net, ntk=self._ntk, X=X
         )
-        k = net.kernel_diag(X, ntk=self._ntk)
-        return np.asarray(k.ntk if self._ntk else k.nngp, dtype=np.float64)
 
     def is_stationary(self) -> bool:
         return False
@@ -324,8 +489,8 @@ class _NeuralKernel(Kernel):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(act={self.act!r}, depth={self.depth}, "
-            f"W_std={self.W_std:.3g}, b_std={self.b_std:.3g})"
+            f"{type(self).__name__}(act={self.act!r}, depth={self.depth!r}, "
+            f"W_std={_fmt_param(self.W_std)}, b_std={_fmt_param(self.b_std)})"
         )
 
 
@@ -347,7 +512,15 @@ class NNGPKernel(_NeuralKernel):
         Weight and bias standard deviations (hyperparameters).
     W_std_bounds, b_std_bounds : pair of floats >= 0 or "fixed", default="fixed"
         Bounds for optimizing ``W_std`` / ``b_std`` in a GP; ``"fixed"`` keeps
-        them as given.  Gradients are central differences in log space.
+        them as given.  Gradients are central differences in log space, so
+        an optimized ``W_std`` / ``b_std`` must start > 0.
+
+    Notes
+    -----
+    As for every scikit-learn kernel, ``__init__`` stores the parameters
+    untouched; they are validated, with the constraints and messages of
+    :func:`nngp_kernel`, when the kernel is evaluated or ``theta`` /
+    ``bounds`` are read.
 
     Examples
     --------
