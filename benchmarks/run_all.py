@@ -42,6 +42,7 @@ BENCHMARKS = [
         "--out-dir",
     ),
     ("bench_exact.py", [], ["results/exact_kernel.md"], "--out"),
+    ("bench_crossover.py", [], ["results/crossover.md"], "--out"),
     ("bench_tfidf_scale.py", [], ["results/tfidf_scale.md"], "--out"),
     ("bench_cntk.py", [], ["results_cntk.md"], "--out"),
     ("bench_memory.py", [], ["results_memory.md"], "--out"),
