@@ -8,7 +8,8 @@ Both models use the same network and the same ridge penalty, and the ridge on
 the features has no intercept, so the sketch approximates the very model that
 kernel ridge fits.  Each time covers everything from raw inputs to test
 predictions (sketch: fit + transform + ridge fit + predict; exact: train and
-test kernels + kernel ridge fit + predict), after one small warm-up run.
+test kernels + kernel ridge fit + predict), after one small warm-up run; runs shorter than
+half a second are timed three times and the least time is kept.
 """
 
 from __future__ import annotations
@@ -36,6 +37,19 @@ class Row:
     n: int
     sketch: tuple[float, float]  # (accuracy, seconds)
     exact: tuple[float, float] | None  # None: not run
+
+
+def _best_of_3_if_short(run: Callable[[], tuple[float, float]]) -> tuple[float, float]:
+    """Accuracy and time of ``run()``; the best of 3 times when a run is short.
+
+    Runs under half a second are timed three times (the result is the same
+    each time, the time the least disturbed by other processes); longer runs
+    once, to keep the demo short.
+    """
+    acc, seconds = run()
+    if seconds < 0.5:
+        seconds = min(seconds, *(run()[1] for _ in range(2)))
+    return acc, seconds
 
 
 def _sketch(Xtr, ytr, Xte, yte, m: int, alpha: float, seed: int) -> tuple[float, float]:
@@ -82,8 +96,11 @@ def _compare(
     rows = []
     for n in sizes:
         args = (Xtr[:n], ytr[:n], Xte, yte)
-        exact = _exact(*args, alpha) if n <= max_exact else None
-        row = Row(name, n, _sketch(*args, m, alpha, seed), exact)
+        exact = None
+        if n <= max_exact:
+            exact = _best_of_3_if_short(lambda: _exact(*args, alpha))  # noqa: B023
+        sketch = _best_of_3_if_short(lambda: _sketch(*args, m, alpha, seed))  # noqa: B023
+        row = Row(name, n, sketch, exact)
         emit(row)
         rows.append(row)
     return rows
