@@ -151,6 +151,8 @@ def _crossover(rows: list[Row]) -> str:
     """The smallest measured n from which the sketch was faster at every larger n."""
     timed = [r for r in rows if r.exact is not None]
     faster = [r.sketch[1] < r.exact[1] for r in timed]
+    if not timed:
+        return "exact kernel ridge was not run"
     if not any(faster):
         return "the sketch was not faster at any n where both ran"
     k = len(faster)
@@ -164,6 +166,10 @@ def _crossover(rows: list[Row]) -> str:
         f"the sketch is faster from n = {timed[k].n} on "
         f"(slower at n = {timed[k - 1].n})"
     )
+
+
+def _size(n_bytes: float) -> str:
+    return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 1e9 else f"{n_bytes / 1e6:.0f} MB"
 
 
 def main(argv: list[str] | None = None) -> dict[str, list[Row]]:
@@ -242,7 +248,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[Row]]:
         "\nridge alpha: 0.1 on digits, 1.0 on hastie_10_2.  '--': exact kernel "
         f"ridge not run (n > --max-exact={args.max_exact});\n"
         "it needs the n x n kernel in memory "
-        f"({8 * n_max**2 / 1e9:.1f} GB at n = {n_max}) and O(n^3) time."
+        f"({_size(8 * n_max**2)} in float64 at n = {n_max}) and O(n^3) time."
     )
     for name, rows in (("digits", digits), ("hastie_10_2", hastie)):
         print(f"crossover on {name}: {_crossover(rows)}.")
