@@ -80,7 +80,19 @@ def run(quick: bool) -> None:
         print(f"  done in {time.time() - t0:.0f} s", flush=True)
 
 
-def collect(quick: bool = False) -> str:
+def _previous_machine_line(path: Path) -> str | None:
+    """The machine line of an existing report (kept when only reassembling)."""
+    if not path.exists():
+        return None
+    for line in path.read_text().splitlines():
+        if line.startswith("Machine:"):
+            return line
+    return None
+
+
+def collect(quick: bool = False, keep_machine_line: bool = False) -> str:
+    """Assemble the report; ``keep_machine_line`` keeps the previous report's
+    machine line (``--collect`` reassembles fragments measured earlier)."""
     root = QUICK_DIR if quick else HERE
     if quick:
         intro = [
@@ -98,7 +110,8 @@ def collect(quick: bool = False) -> str:
             "by side in one process (best of 3 after a warm-up, threads fixed to 2); see",
             "`benchmarks/_common.py` and each script's docstring for the protocol.",
         ]
-    lines = [*intro, "", machine_facts(), ""]
+    machine = _previous_machine_line(root / "results.md") if keep_machine_line else None
+    lines = [*intro, "", machine or machine_facts(), ""]
     for _, _, fragments, _ in REPORT_SCRIPTS:
         for frag in fragments:
             path = root / frag
@@ -127,7 +140,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.collect:
         run(args.quick)
-    report = collect(args.quick)
+    report = collect(args.quick, keep_machine_line=args.collect)
     out = (QUICK_DIR if args.quick else HERE) / "results.md"
     out.write_text(report)
     print(report)
