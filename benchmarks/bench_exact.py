@@ -23,6 +23,11 @@ from sklearn_ntk import nngp_kernel, ntk_kernel
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).with_name("results") / "exact_kernel.md",
+    )
     args = parser.parse_args()
     n = 1000 if args.quick else 2000
     X = np.random.RandomState(0).randn(n, 100)
@@ -44,8 +49,8 @@ def main() -> None:
         f"({machine_facts()})",
         "",
     ]
-    out = Path(__file__).with_name("results") / "exact_kernel.md"
-    out.parent.mkdir(exist_ok=True)
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
     print("\n".join(lines))
 

@@ -14,6 +14,7 @@ It writes ``docs/hermite_truncation.rst``.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +88,13 @@ def to_rst(rows: list[list[str]]) -> str:
 
 
 def main() -> None:
-    out = Path(__file__).resolve().parents[1] / "docs" / "hermite_truncation.rst"
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "docs" / "hermite_truncation.rst",
+    )
+    out = parser.parse_args().out
     out.write_text(to_rst(truncation_table()), encoding="utf-8")
     print(f"wrote {out}")
 

@@ -7,6 +7,7 @@ Writes ``benchmarks/results/oracle.md``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -23,6 +24,11 @@ from sklearn_ntk import cnngp_kernel, cntk_kernel, nngp_kernel, ntk_kernel  # no
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).with_name("results") / "oracle.md"
+    )
+    args = parser.parse_args()
     cases = json.loads((ROOT / "tests/data/oracle.json").read_text())
     arrays = np.load(ROOT / "tests/data/oracle.npz")
     worst: dict[tuple[str, str], list[float]] = {}
@@ -47,8 +53,8 @@ def main() -> None:
         *markdown_table(["kind", "act", "cases", "NNGP", "NTK"], rows),
         "",
     ]
-    out = Path(__file__).with_name("results") / "oracle.md"
-    out.parent.mkdir(exist_ok=True)
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
     print("\n".join(lines))
 

@@ -225,9 +225,10 @@ _CONV_DOC_PARAMS = """
         Images transformed at once; ``None`` sizes batches from
         scikit-learn's ``working_memory``.
     backend : {"auto", "numpy"}, default="auto"
-        Where the features are computed.  The convolutional feature path is
-        NumPy code for now: inputs of other namespaces are moved to NumPy and
-        the features moved back (no ``"cupy"`` backend yet).
+        Where the features are computed: in NumPy on the host, for both
+        values.  The convolutional feature path is NumPy code for now: input
+        is converted to a NumPy array and the features are NumPy arrays (no
+        ``"cupy"`` backend and no Array API dispatch yet).
     verbose : int, default=0
         Report progress over batches when positive.
     random_state : int, RandomState instance or None, default=None
