@@ -24,7 +24,8 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.utils.validation import validate_data
 
-from ._backend import Interval, StrOptions, _fit_context
+from . import _dask
+from ._backend import Interval, StrOptions, _fit_context, array_api_compat
 from ._validation import check_reference_scales
 from .activations import Activation
 from .convolutional import ConvNetwork, build_network, check_image_shape
@@ -97,6 +98,18 @@ class _BaseConvSketch(_BaseNeuralSketch):
         self.random_state = random_state
 
     def _check_input(self, X: Any, reset: bool) -> Any:
+        # The convolutional layers compute with NumPy only: say so, rather
+        # than let NumPy fail on another namespace's dtype.
+        if (
+            array_api_compat.is_array_api_obj(X)
+            and not isinstance(X, np.ndarray)
+            and not _dask.is_dask_array(X)
+        ):
+            raise TypeError(
+                f"{type(self).__name__} computes with NumPy only: X is a "
+                f"{type(X).__module__}.{type(X).__name__}; pass a NumPy array "
+                "(for example numpy.asarray(X) or X.cpu().numpy())."
+            )
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=reset)
         if reset:
             self.image_shape_ = check_image_shape(self.image_shape, X.shape[1])

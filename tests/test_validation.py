@@ -566,3 +566,14 @@ def test_sketch_rows_out_of_float64_range_are_refused(Est, scale, word):
     Z = est.transform(_X())
     for c in (1e-140, 1e140):
         np.testing.assert_allclose(est.transform(_X() * c), Z * c, rtol=1e-10)
+
+
+@pytest.mark.parametrize("Est", [CNNGPSketch, CNTKSketch])
+def test_conv_sketches_name_a_non_numpy_input(Est, dispatch):
+    """The convolutional sketches compute with NumPy only: another namespace's
+    array is refused with an error naming X and its type (it used to fail
+    inside NumPy on the other namespace's dtype)."""
+    xps = pytest.importorskip("array_api_strict")
+    X = xps.asarray(np.random.RandomState(0).rand(4, 16))
+    with pytest.raises(TypeError, match=r"NumPy only: X is a array_api_strict"):
+        Est(n_components=32, random_state=0).fit(X)
