@@ -37,8 +37,9 @@ from sklearn.pipeline import make_pipeline
 
 from sklearn_ntk import NTKSketch
 
-cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                       dashboard_address=":0")
+cluster = LocalCluster(
+    n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+)
 client = Client(cluster)
 
 # %%
@@ -49,16 +50,21 @@ y = np.sin(y / y.std())  # a nonlinear target
 model = make_pipeline(NTKSketch(n_components=512, random_state=0), Ridge())
 grid = GridSearchCV(
     model,
-    {"ntksketch__act": ["relu", "erf"], "ntksketch__depth": [1, 2],
-     "ridge__alpha": [1e-3, 1e-1]},
+    {
+        "ntksketch__act": ["relu", "erf"],
+        "ntksketch__depth": [1, 2],
+        "ridge__alpha": [1e-3, 1e-1],
+    },
     cv=3,
     n_jobs=-1,
 )
 start = time.perf_counter()
 with joblib.parallel_backend("dask"):
     grid.fit(X, y)
-print(f"grid search on Dask: {time.perf_counter() - start:.1f}s, "
-      f"best {grid.best_params_}, R^2 {grid.best_score_:.3f}")
+print(
+    f"grid search on Dask: {time.perf_counter() - start:.1f}s, "
+    f"best {grid.best_params_}, R^2 {grid.best_score_:.3f}"
+)
 
 # %%
 # 2. Ridge regression on features that never sit in memory
@@ -83,8 +89,10 @@ start = time.perf_counter()
 G, b = dask.compute(Z_train.T @ Z_train, Z_train.T @ yd[train])
 alpha = 1e-2 * np.trace(G) / m
 coef = np.linalg.solve(G + alpha * np.eye(m), b)
-print(f"streamed Z^T Z and Z^T y over {(n - chunk) // chunk} chunks in "
-      f"{time.perf_counter() - start:.1f}s")
+print(
+    f"streamed Z^T Z and Z^T y over {(n - chunk) // chunk} chunks in "
+    f"{time.perf_counter() - start:.1f}s"
+)
 
 Z_test, y_test = dask.compute(Zd[test], yd[test])
 pred = Z_test @ coef

@@ -61,8 +61,10 @@ model = make_pipeline(
 )
 start = time.perf_counter()
 model.fit(X_train, y_train)
-print(f"backend={backend!r}: fit in {time.perf_counter() - start:.1f}s, "
-      f"test accuracy {model.score(X_test, y_test):.3f}")
+print(
+    f"backend={backend!r}: fit in {time.perf_counter() - start:.1f}s, "
+    f"test accuracy {model.score(X_test, y_test):.3f}"
+)
 
 # %%
 # The same features on any backend

@@ -63,7 +63,9 @@ res = res.loc[
     ].idxmax()
 ]
 table = res.pivot(
-    index="param_ntk__depth", columns="param_ntk__n_components", values="mean_test_score"
+    index="param_ntk__depth",
+    columns="param_ntk__n_components",
+    values="mean_test_score",
 )
 print(table.round(4))
 
@@ -93,8 +95,14 @@ ax.set_ylabel("depth")
 for i in range(table.shape[0]):
     for j in range(table.shape[1]):
         v = table.values[i, j]
-        ax.text(j, i, f"{v:.3f}", ha="center", va="center",
-                color="white" if v < table.values.mean() else "black")
+        ax.text(
+            j,
+            i,
+            f"{v:.3f}",
+            ha="center",
+            va="center",
+            color="white" if v < table.values.mean() else "black",
+        )
 fig.colorbar(im, ax=ax, label="accuracy")
 ax.set_title("CV accuracy (best alpha per cell)")
 fig.tight_layout()

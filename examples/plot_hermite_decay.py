@@ -77,8 +77,15 @@ for ax, name in zip(axes, ["relu", "erf", "sin"]):
     for j, r in enumerate(scales):
         keep = s[j] > 1e-17
         # Decreasing widths, so that coinciding curves (relu) stay visible.
-        ax.semilogy(n[keep], s[j, keep], "o-", ms=7 - 1.5 * j, lw=4 - j,
-                    color=plt.cm.viridis(j / 3), label=f"r = {r:g}")
+        ax.semilogy(
+            n[keep],
+            s[j, keep],
+            "o-",
+            ms=7 - 1.5 * j,
+            lw=4 - j,
+            color=plt.cm.viridis(j / 3),
+            label=f"r = {r:g}",
+        )
     ax.set_title(name)
     ax.set_xlabel("Hermite degree n")
     ax.grid(True, which="both", alpha=0.3)

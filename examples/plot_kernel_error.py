@@ -58,18 +58,37 @@ for kind, (kernel, Sketch, ntk) in kinds.items():
         K = kernel(X, act=act, depth=depth)
         sk, mc = [], []
         for m in n_components:
-            sk.append(np.mean([
-                rel_error(
-                    Sketch(act=act, depth=depth, n_components=m, random_state=s)
-                    .fit_transform(X), K)
-                for s in seeds
-            ]))
-            mc.append(np.mean([
-                rel_error(
-                    monte_carlo_features(X, act=act, depth=depth, n_components=m,
-                                         ntk=ntk, random_state=s), K)
-                for s in seeds
-            ]))
+            sk.append(
+                np.mean(
+                    [
+                        rel_error(
+                            Sketch(
+                                act=act, depth=depth, n_components=m, random_state=s
+                            ).fit_transform(X),
+                            K,
+                        )
+                        for s in seeds
+                    ]
+                )
+            )
+            mc.append(
+                np.mean(
+                    [
+                        rel_error(
+                            monte_carlo_features(
+                                X,
+                                act=act,
+                                depth=depth,
+                                n_components=m,
+                                ntk=ntk,
+                                random_state=s,
+                            ),
+                            K,
+                        )
+                        for s in seeds
+                    ]
+                )
+            )
         errors[kind, act] = (np.array(sk), np.array(mc))
 print(f"sweep: {time.perf_counter() - t0:.1f} s")
 
@@ -77,8 +96,10 @@ for kind in kinds:
     print(f"\n{kind}: relative error at n_components = {n_components[-1]}")
     for act in activations:
         sk, mc = errors[kind, act]
-        print(f"  {act:<5} sketch {sk[-1]:.4f}   Monte-Carlo network {mc[-1]:.4f}"
-              f"   ({mc[-1] / sk[-1]:.1f}x)")
+        print(
+            f"  {act:<5} sketch {sk[-1]:.4f}   Monte-Carlo network {mc[-1]:.4f}"
+            f"   ({mc[-1] / sk[-1]:.1f}x)"
+        )
 
 # %%
 # Plot
@@ -93,9 +114,17 @@ for ax, kind in zip(axes, kinds):
     for i, act in enumerate(activations):
         sk, mc = errors[kind, act]
         ax.plot(n_components, sk, "o-", color=f"C{i}", label=f"{act} (sketch)")
-        ax.plot(n_components, mc, "s--", color=f"C{i}", alpha=0.6,
-                label=f"{act} (Monte-Carlo)")
-    guide = errors[kind, "relu"][1][0] * np.sqrt(n_components[0] / np.array(n_components))
+        ax.plot(
+            n_components,
+            mc,
+            "s--",
+            color=f"C{i}",
+            alpha=0.6,
+            label=f"{act} (Monte-Carlo)",
+        )
+    guide = errors[kind, "relu"][1][0] * np.sqrt(
+        n_components[0] / np.array(n_components)
+    )
     ax.plot(n_components, guide, "k:", lw=1, label=r"$\propto 1/\sqrt{m}$")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")

@@ -36,13 +36,16 @@ datasets = {
     "circles": make_circles(n_samples=400, noise=0.1, factor=0.5, random_state=0),
 }
 models = {
-    "linear (raw inputs)": lambda: make_pipeline(StandardScaler(), LogisticRegression()),
+    "linear (raw inputs)": lambda: make_pipeline(
+        StandardScaler(), LogisticRegression()
+    ),
     **{
         f"NNGPSketch({act!r})": (
             lambda act=act: make_pipeline(
                 StandardScaler(),
-                NNGPSketch(act=act, depth=2, b_std=1.0, n_components=512,
-                           random_state=0),
+                NNGPSketch(
+                    act=act, depth=2, b_std=1.0, n_components=512, random_state=0
+                ),
                 LogisticRegression(C=100.0, max_iter=2000),
             )
         )
@@ -51,7 +54,10 @@ models = {
 }
 
 fig, axes = plt.subplots(
-    len(datasets), len(models), figsize=(3.2 * len(models), 6.4), sharex="row",
+    len(datasets),
+    len(models),
+    figsize=(3.2 * len(models), 6.4),
+    sharex="row",
     sharey="row",
 )
 for row, (data_name, (X, y)) in enumerate(datasets.items()):
@@ -65,13 +71,17 @@ for row, (data_name, (X, y)) in enumerate(datasets.items()):
         model = make().fit(X_train, y_train)
         proba = model.predict_proba(grid)[:, 1].reshape(x0.shape)
         ax = axes[row, col]
-        ax.contourf(x0, x1, proba, levels=np.linspace(0, 1, 11), cmap="RdBu_r",
-                    alpha=0.5)
+        ax.contourf(
+            x0, x1, proba, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.5
+        )
         ax.contour(x0, x1, proba, levels=[0.5], colors="k", linewidths=1)
-        ax.scatter(X_test[:, 0], X_test[:, 1], c=y_test, cmap="RdBu_r",
-                   edgecolors="k", s=18)
-        ax.set_title(f"{model_name}\ntest accuracy {model.score(X_test, y_test):.2f}",
-                     fontsize=10)
+        ax.scatter(
+            X_test[:, 0], X_test[:, 1], c=y_test, cmap="RdBu_r", edgecolors="k", s=18
+        )
+        ax.set_title(
+            f"{model_name}\ntest accuracy {model.score(X_test, y_test):.2f}",
+            fontsize=10,
+        )
         ax.set_xticks([])
         ax.set_yticks([])
     axes[row, 0].set_ylabel(data_name)
@@ -97,8 +107,10 @@ nngp = make_pipeline(
 )
 for name, model in [("pixels", linear), ("NNGPSketch('gelu')", nngp)]:
     model.fit(X_train, y_train)
-    print(f"logistic regression on {name:<20} test accuracy "
-          f"{model.score(X_test, y_test):.4f}")
+    print(
+        f"logistic regression on {name:<20} test accuracy "
+        f"{model.score(X_test, y_test):.4f}"
+    )
 
 proba = nngp.predict_proba(X_test)
 confidence = proba.max(axis=1)

@@ -31,8 +31,13 @@ from sklearn.preprocessing import StandardScaler
 from sklearn_ntk import NTKSketch, ntk_kernel
 
 X, y = make_classification(
-    n_samples=18_000, n_features=16, n_informative=8, n_classes=4,
-    n_clusters_per_class=1, class_sep=1.0, random_state=0,
+    n_samples=18_000,
+    n_features=16,
+    n_informative=8,
+    n_classes=4,
+    n_clusters_per_class=1,
+    class_sep=1.0,
+    random_state=0,
 )
 X = StandardScaler().fit_transform(X)
 X_test, y_test = X[-2000:], y[-2000:]
@@ -97,8 +102,9 @@ ax0.loglog(n_sketch, sketch[:, 0], "o-", label="NTKSketch (m=2048) + ridge")
 ax0.loglog(n_exact, exact[:, 0], "s-", label="exact NTK kernel ridge")
 ref = np.array(n_sketch, dtype=float)
 ax0.loglog(ref, sketch[0, 0] * ref / ref[0], "k:", lw=1, label=r"$\propto n$")
-ax0.loglog(ref[:4], exact[0, 0] * (ref[:4] / ref[0]) ** 2, "k--", lw=1,
-           label=r"$\propto n^2$")
+ax0.loglog(
+    ref[:4], exact[0, 0] * (ref[:4] / ref[0]) ** 2, "k--", lw=1, label=r"$\propto n^2$"
+)
 ax0.set_xlabel("training rows n")
 ax0.set_ylabel("fit + predict time (s)")
 ax0.set_title("time")

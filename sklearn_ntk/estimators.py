@@ -157,7 +157,9 @@ class _BaseNeuralSketch(
         return self
 
     # Parameters that transform and batch sizing may change after fit.
-    _RUNTIME_PARAMS: ClassVar[frozenset] = frozenset({"batch_size", "backend", "verbose"})
+    _RUNTIME_PARAMS: ClassVar[frozenset] = frozenset(
+        {"batch_size", "backend", "verbose"}
+    )
 
     def _structural_params(self) -> dict:
         params = self.get_params(deep=False)

@@ -70,8 +70,10 @@ def activation_rows() -> list[dict[str, str]]:
             dual = "numerical (polar rule)"
         else:
             dual = "numerical (Gauss-Hermite)"
-        hermite = "closed form" if _overrides(cls, "_hermite", (A.Activation,)) else (
-            "quadrature"
+        hermite = (
+            "closed form"
+            if _overrides(cls, "_hermite", (A.Activation,))
+            else ("quadrature")
         )
         hom = act.homogeneous_degree
         if any(f.name == "degree" for f in fields(cls)):
@@ -138,7 +140,9 @@ class ActivationTable(SphinxDirective):
             "     - no",
         ]
         container = nodes.container()
-        self.state.nested_parse(StringList(lines, source="activation-table"), 0, container)
+        self.state.nested_parse(
+            StringList(lines, source="activation-table"), 0, container
+        )
         return container.children
 
 
@@ -220,7 +224,12 @@ def markdown_to_rst(text: str) -> list[str]:
                     rows.append(cells)
                 i += 1
             width = max(len(r) for r in rows)
-            out += [".. list-table::", "   :header-rows: 1", "   :class: benchmark-table", ""]
+            out += [
+                ".. list-table::",
+                "   :header-rows: 1",
+                "   :class: benchmark-table",
+                "",
+            ]
             for r in rows:
                 r = r + [""] * (width - len(r))
                 out.append(f"   * - {md_inline(r[0])}")
@@ -244,9 +253,12 @@ def markdown_to_rst(text: str) -> list[str]:
             continue
         para = [stripped]
         i += 1
-        while i < len(lines) and lines[i].strip() and not lines[i].strip().startswith(
-            ("#", "|", "```")
-        ) and not re.match(r"^\s*([-*+]|\d+\.)\s+", lines[i]):
+        while (
+            i < len(lines)
+            and lines[i].strip()
+            and not lines[i].strip().startswith(("#", "|", "```"))
+            and not re.match(r"^\s*([-*+]|\d+\.)\s+", lines[i])
+        ):
             para.append(lines[i].strip())
             i += 1
         out += [md_inline(" ".join(para)), ""]
@@ -260,7 +272,9 @@ class BenchmarkResults(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         bench = Path(self.env.srcdir).parent / "benchmarks"
-        files = sorted(bench.glob("results*.md"), key=lambda p: (p.name != "results.md", p.name))
+        files = sorted(
+            bench.glob("results*.md"), key=lambda p: (p.name != "results.md", p.name)
+        )
         lines: list[str] = []
         if not files:
             lines = [
@@ -275,7 +289,9 @@ class BenchmarkResults(SphinxDirective):
             lines += markdown_to_rst(path.read_text(encoding="utf-8"))
             lines += [f"*Source:* ``benchmarks/{path.name}``", ""]
         container = nodes.container()
-        self.state.nested_parse(StringList(lines, source="benchmark-results"), 0, container)
+        self.state.nested_parse(
+            StringList(lines, source="benchmark-results"), 0, container
+        )
         return container.children
 
 
