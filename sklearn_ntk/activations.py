@@ -685,6 +685,13 @@ def _rsub(xp: Any, c: float, x: Any) -> Any:
     return c - x
 
 
+def _rdiv(xp: Any, c: float, x: Any) -> Any:
+    """``c / x``, in place for NumPy (``x`` a temporary we own)."""
+    if isinstance(x, np.ndarray):
+        return np.divide(c, x, out=x)
+    return c / x
+
+
 @_dataclass
 class Relu(_GapDual, _Homogeneous):
     """ReLU ``max(x, 0)``; dual: arc-cosine kernel of degree 1 (Cho & Saul)."""
@@ -966,7 +973,9 @@ def _rectified_moments(
             if p >= 2:
                 val = (p - 1) * M(p - 2, q)
             if p == 1:
-                val = add(val, _INV_SQRT_2PI * _half_moment(q) * (s_pow(q) if q else 1.0))
+                val = add(
+                    val, _INV_SQRT_2PI * _half_moment(q) * (s_pow(q) if q else 1.0)
+                )
             if q >= 1:
                 val = add(val, (rho * q) * M(p - 1, q - 1))
             else:
@@ -993,7 +1002,9 @@ def _rectified_moments(
             elif p == 1:
                 val = add(val, (_INV_SQRT_2PI * _half_moment(0)) * u)
             else:
-                val = add(val, -(_INV_SQRT_2PI * _half_moment(p - 1)) * rho * s_pow(p - 1))
+                val = add(
+                    val, -(_INV_SQRT_2PI * _half_moment(p - 1)) * rho * s_pow(p - 1)
+                )
         dmemo[(p, q)] = val
         return val
 
@@ -1313,6 +1324,38 @@ def _hermite_A(k: int) -> Callable[[int, Any], Any]:
 # --------------------------------------------------------------------------- #
 # Smooth activations with closed-form duals
 # --------------------------------------------------------------------------- #
+def _saturation(xp: Any, kxx: Any, kxy: Any, kyy: Any, gap: Any, inv_g: float) -> tuple:
+    """``arg = kxy / (qx qy)`` and ``W = sqrt(1 - arg^2)``, ``qx = sqrt(inv_g + kxx)``.
+
+    The duals of erf, gelu, the Gaussian and Gabor activations are functions
+    of ``arg`` (``asin(arg) = atan2(arg, W)``, ``1 / W``), which approaches
+    ``+-1`` for nearly parallel inputs at large variances, where they are not
+    Lipschitz.  ``arg`` itself is accurate (a ratio); ``W`` comes from
+    ``E = 1 - |arg|``, accurate near 0: with ``rx = sqrt(kxx) / qx``,
+    ``|arg| = (1 - gap) rx ry`` and
+
+        E = gap + (1 - gap) (1 - rx ry),
+        1 - rx ry = ax + rx ay,   ax = 1 - rx = inv_g / (qx (qx + sqrt(kxx))),
+
+    sums of nonnegative terms.  No products of variances are formed
+    (scale-safe).  Returns ``(arg, W, qx, qy, rx, ry)`` (``qx``, ``rx``
+    shaped like ``kxx``).
+    """
+    sx, sy, _, _ = _norms(xp, kxx, kyy)
+    qx = xp.sqrt(inv_g + xp.clip(kxx, 0.0, None))
+    qy = xp.sqrt(inv_g + xp.clip(kyy, 0.0, None))
+    rx, ry = sx / qx, sy / qy
+    ax = inv_g / (qx * (qx + sx))
+    ay = inv_g / (qy * (qy + sy))
+    E = _rsub(xp, 1.0, gap)
+    E *= ax + rx * ay
+    E += gap
+    W = _angle(xp, _clip_gap(xp, E))[1]
+    arg = kxy * (1.0 / qx)
+    arg *= 1.0 / qy
+    return _clip_unit(xp, arg), W, qx, qy, rx, ry
+
+
 @_dataclass
 class Erf(Activation):
     """``a * erf(b * x) + c``.
@@ -1369,29 +1412,36 @@ class Erf(Activation):
         b[:, even] = (2.0 * self.a * self.b / math.sqrt(_PI)) * moment[:, even]
         return a, b
 
+    def _needs_gap(self, ntk: bool) -> bool:
+        return self.a != 0.0 and self.b != 0.0
+
     def _dual(self, xp, kxx, kxy, kyy, derivative):
-        g = 2.0 * self.b * self.b
-        px = 1.0 / xp.sqrt(1.0 + g * xp.clip(kxx, 0.0, None))
-        py = 1.0 / xp.sqrt(1.0 + g * xp.clip(kyy, 0.0, None))
-        arg = kxy * (g * (px * py))
-        arg = _clip_unit(xp, arg)
-        Sd = None
-        if derivative:
-            # det(I + 2b²Λ) = 1 + 2b²(kxx + kyy) + 4b⁴(kxx kyy - kxy²) >= 1
-            det = kxy * kxy
-            det *= -1.0
-            det += kxx * kyy
-            det = xp.clip(det, 0.0, None)
-            det *= g * g
-            det += g * (kxx + kyy)
-            det += 1.0
-            det = _inplace(xp, "sqrt", det)
-            Sd = (2.0 * g * self.a * self.a / _PI) / det
-        S = _inplace(xp, "asin", arg)
-        S *= 2.0 * self.a * self.a / _PI
+        if self.a == 0.0 or self.b == 0.0:  # constant c
+            S = _broadcast_full(xp, self.c * self.c, _shape(kxx, kxy, kyy), kxy)
+            return S, (xp.zeros_like(S) if derivative else None)
+        gap = _gap_of(xp, _correlation(xp, kxx, kxy, kyy))
+        return self._dual_gap(xp, kxx, kxy, kyy, gap, derivative, False)[:2]
+
+    def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
+        # arg = 2b² kxy / sqrt((1 + 2b² kxx)(1 + 2b² kyy)) = kxy / (qx qy),
+        # qx = sqrt(1/(2b²) + kxx); det(I + 2b²Λ) = (2b² qx qy)² (1 - arg²).
+        if self.a == 0.0 or self.b == 0.0:
+            S, Sd = self._dual(xp, kxx, kxy, kyy, derivative)
+            return S, Sd, None
+        a2 = self.a * self.a
+        arg, W, qx, qy, _, _ = _saturation(
+            xp, kxx, kxy, kyy, gap, 0.5 / (self.b * self.b)
+        )
+        S = xp.atan2(arg, W)  # asin(arg)
+        S *= 2.0 * a2 / _PI
         if self.c:
             S += self.c * self.c
-        return S, Sd
+        Sd = None
+        if derivative:  # (4a²b²/π) / sqrt(det) = (2a²/π) / (qx qy W)
+            W *= qx
+            W *= qy
+            Sd = _rdiv(xp, 2.0 * a2 / _PI, W)
+        return S, Sd, None
 
 
 @_dataclass
@@ -1414,37 +1464,51 @@ class Gelu(Activation):
     def _deriv(self, x):
         return special.ndtr(x) + x * np.exp(-0.5 * x * x) * _INV_SQRT_2PI
 
+    def _needs_gap(self, ntk: bool) -> bool:
+        return True  # asin(arg) and 1/sqrt(Delta) at large variances
+
     def _dual(self, xp, kxx, kxy, kyy, derivative):
-        a = xp.clip(kxx, 0.0, None)
-        d = xp.clip(kyy, 0.0, None)
-        ia, id_ = 1.0 / (1.0 + a), 1.0 / (1.0 + d)
-        c2 = kxy * kxy
-        D = kxx * kyy
-        D -= c2
-        D = xp.clip(D, 0.0, None)  # ad - c² >= 0 up to rounding
-        Delta = D + (1.0 + a + d)
-        G = _inplace(xp, "sqrt", Delta * 1.0)
-        G = (2.0 / _PI) / G
-        E = kxy * xp.sqrt(ia * id_)
-        E = _clip_unit(xp, E)
-        E = _inplace(xp, "asin", E)
-        E *= 2.0 / _PI
-        cG = kxy * G
+        gap = _gap_of(xp, _correlation(xp, kxx, kxy, kyy))
+        return self._dual_gap(xp, kxx, kxy, kyy, gap, derivative, False)[:2]
+
+    def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
+        # With q = sqrt(1 + k), arg = c / (qx qy), W = sqrt(1 - arg²):
+        # sqrt(Δ) = qx qy W, G D = (2/π) sqrt(ad) Q w (w / W) (Q = rx ry,
+        # w = sqrt(1 - rho²)), G c² ia = (2/π) c arg ia / W: no product of
+        # variances, and W, w from the gaps (accurate for parallel inputs).
+        sx, sy, _, _ = _norms(xp, kxx, kyy)
+        arg, W, qx, qy, rx, ry = _saturation(xp, kxx, kxy, kyy, gap, 1.0)
+        ia, id_ = 1.0 / (qx * qx), 1.0 / (qy * qy)
+        easin = xp.atan2(arg, W)
+        easin *= 2.0 / _PI  # (2/π) asin(arg)
+        iw = _rdiv(xp, 1.0, W)
+        w = _angle(xp, gap)[1]  # sin(theta)
+        # inner = sqrt(ad) Q w (w / W) + c (ia + id) arg / W, ordered so
+        # that no intermediate leaves the range (w <= W; ia ~ 1/kxx).
+        inner = w * iw
+        inner *= w
+        inner *= (sx * rx) * (sy * ry)
+        cross = kxy * (ia + id_)
+        cross *= arg
+        cross *= iw
+        inner += cross
+        inner *= 2.0 / _PI
+        S = easin + 1.0
+        S *= kxy
+        S += inner
+        S *= 0.25
         Sd = None
-        if derivative:
-            Sd = cG * (ia + id_)
-            Sd += cG / Delta
-            Sd += E
+        if derivative:  # (1 + E + (2/π)(arg/W)(ia + id + ia id / W²)) / 4
+            Sd = iw * ia
+            Sd *= iw * id_
+            Sd += ia + id_
+            Sd *= arg
+            Sd *= iw
+            Sd *= 2.0 / _PI
+            Sd += easin
             Sd += 1.0
             Sd *= 0.25
-        inner = c2 * (ia + id_)
-        inner += D
-        inner *= G
-        E *= kxy
-        inner += E
-        inner += kxy
-        inner *= 0.25
-        return inner, Sd
+        return S, Sd, None
 
 
 def _sincos_dual(xp, kxx, kxy, kyy, amp2, b, c, sign):
@@ -1706,7 +1770,39 @@ class Gaussian(Activation):
             a_ext[:, n] = self.a * sign * v
         return a_ext[:, : degree + 1], self._b_from_a(r, a_ext)
 
+    def _needs_gap(self, ntk: bool) -> bool:
+        return self.b < 0 and self.a != 0.0
+
     def _dual(self, xp, kxx, kxy, kyy, derivative):
+        if self.b < 0:
+            gap = _gap_of(xp, _correlation(xp, kxx, kxy, kyy))
+            return self._dual_gap(xp, kxx, kxy, kyy, gap, derivative, False)[:2]
+        return self._dual_bounded(xp, kxx, kxy, kyy, derivative)
+
+    def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
+        # b < 0, g = -2b: det(I - 2bΛ) = (g qx qy)² (1 - arg²) with
+        # qx = sqrt(1/g + kxx), arg = kxy / (qx qy); Σ = a² R,
+        # R = 1/sqrt(det) = 1 / (g qx qy W), Σ̇ = 4a²b² kxy R³.
+        if self.b >= 0:
+            S, Sd = self._dual(xp, kxx, kxy, kyy, derivative)
+            return S, Sd, None
+        g = -2.0 * self.b
+        a2 = self.a * self.a
+        _, R, qx, qy, _, _ = _saturation(xp, kxx, kxy, kyy, gap, 1.0 / g)
+        R *= g * qx  # R = W = sqrt(1 - arg²) here
+        R *= qy
+        R = _rdiv(xp, 1.0, R)
+        S = R * a2
+        Sd = None
+        if derivative:
+            Sd = kxy * R
+            Sd *= R
+            Sd *= R
+            Sd *= a2 * g * g
+        return S, Sd, None
+
+    def _dual_bounded(self, xp, kxx, kxy, kyy, derivative):
+        # b >= 0: the variances are below 1/(2b), no scale issue.
         b = self.b
         if b > 0:
             bad = bool(xp.any(1.0 - 2.0 * b * kxx <= 0)) or bool(
@@ -1753,26 +1849,61 @@ class Gabor(Activation):
     def _deriv(self, x):
         return np.exp(-x * x) * (np.cos(x) - 2.0 * x * np.sin(x))
 
+    def _needs_gap(self, ntk: bool) -> bool:
+        return True  # 1/sqrt(det) at large variances
+
     def _dual(self, xp, kxx, kxy, kyy, derivative):
-        D = xp.clip(kxx * kyy - kxy * kxy, 0.0, None)
-        det = 1.0 + 2.0 * (kxx + kyy) + 4.0 * D
-        C11 = (kxx + 2.0 * D) / det
-        C22 = (kyy + 2.0 * D) / det
-        C12 = kxy / det
-        pre = 0.5 / xp.sqrt(det)
-        Em = xp.exp(-0.5 * (C11 + C22 - 2.0 * C12))
-        Ep = xp.exp(-0.5 * (C11 + C22 + 2.0 * C12))
+        gap = _gap_of(xp, _correlation(xp, kxx, kxy, kyy))
+        return self._dual_gap(xp, kxx, kxy, kyy, gap, derivative, False)[:2]
+
+    def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
+        # det = det(I + 2Λ) = (2 qx qy W)², qx = sqrt(1/2 + kxx), W =
+        # sqrt(1 - arg²), arg = kxy / (qx qy); with rx = sqrt(kxx) / qx and
+        # w = sqrt(1 - rho²): kxx / det = rx² / (2 qy W)², D / det =
+        # (rx ry w / W)² / 4, kxy / det = arg / (4 qx qy W²).
+        arg, W, qx, qy, rx, ry = _saturation(xp, kxx, kxy, kyy, gap, 0.5)
+        iw = _rdiv(xp, 1.0, W)
+        ux, uy = 1.0 / qx, 1.0 / qy
+        w = _angle(xp, gap)[1]
+        half_d = w * iw
+        half_d *= rx * ry
+        half_d = half_d * half_d * 0.5  # 2 D / det
+        # Products grouped so that none leaves the range (W ~ 1/sqrt(k) at
+        # large variances k for nearly parallel inputs).
+        C11 = (rx * uy) * iw
+        C11 = C11 * C11 * 0.25 + half_d
+        C22 = (ry * ux) * iw
+        C22 = C22 * C22 * 0.25 + half_d
+        C12 = (arg * ux) * iw
+        C12 *= uy * iw * 0.25
+        pre = iw * (0.25 * ux * uy)  # 1 / (2 sqrt(det))
+        T = C11 + C22
+        Em = xp.exp(-0.5 * (T - 2.0 * C12))
         # Em - Ep = -Em expm1(-2 C12): no cancellation at tiny variances
         S = -pre * Em * xp.expm1(-2.0 * C12)
         Sd = None
         if derivative:
-            Sd = 0.0
-            for s, E in ((-1.0, Em), (1.0, Ep)):
-                p1 = C11 + s * C12
-                p2 = C22 + s * C12
-                Sd = Sd + E * (1.0 - 2.0 * p1 - 2.0 * p2 + 4.0 * (p1 * p2 - s * C12))
-            Sd = pre * Sd
-        return S, Sd
+            # pre sum_s E_s [(1 - 2 p1)(1 - 2 p2) - 4 s C12], p = C.. + s C12,
+            # with I - 2C = B = (I + 2Λ)^-1: B11 = ux² / (2W²), B22 = uy² /
+            # (2W²), B12 = -arg ux uy / (2W²) (u = 1/q).  Written with B the
+            # bracket no longer cancels from O(1) down to O(1/k) at large
+            # variances k, and E+ - E- = Em expm1(-2 C12) does not cancel.
+            plus = (ux + arg * uy) * iw
+            plus *= (uy + arg * ux) * iw
+            plus *= Em
+            minus = (ux - arg * uy) * iw
+            minus *= (uy - arg * ux) * iw
+            minus *= xp.exp(-0.5 * (T + 2.0 * C12))
+            plus += minus
+            plus *= 0.25
+            diff = Em * xp.expm1(-2.0 * C12)  # E+ - E-
+            diff *= arg
+            plus -= diff
+            plus *= (ux * uy) * iw
+            plus *= (ux * uy) * iw * 0.25
+            plus *= iw
+            Sd = plus
+        return S, Sd, None
 
 
 @_dataclass

@@ -225,7 +225,9 @@ def _near_parallel_gaps(Xs: Any, Ys: Any, gap: Any, pairs: tuple) -> Any:
     for s in range(0, len(rows), chunk):
         r, c = rows[s : s + chunk], cols[s : s + chunk]
         xr, yc = _take_rows(Xs, r), _take_rows(Ys, c)
-        values[s : s + chunk] = _gram_gap(*_dot2(xr, xr), *_dot2(yc, yc), *_dot2(xr, yc))
+        values[s : s + chunk] = _gram_gap(
+            *_dot2(xr, xr), *_dot2(yc, yc), *_dot2(xr, yc)
+        )
     return scatter(gap, rows, cols, values)
 
 
@@ -352,7 +354,9 @@ def _pin(k: KernelState, pairs: tuple, kxx: Any, txx: Any) -> KernelState:
     take = (lambda a: a[rows]) if isinstance(kxx, np.ndarray) else _taker(kxx, rows)
     nngp = scatter(k.nngp, rows, cols, take(kxx))
     ntk = k.ntk
-    if not isinstance(ntk, float | type(None)) and not isinstance(txx, float | type(None)):
+    if not isinstance(ntk, float | type(None)) and not isinstance(
+        txx, float | type(None)
+    ):
         ntk = scatter(ntk, rows, cols, take(txx))
     gap = k.gap
     if gap is not None:
@@ -415,7 +419,9 @@ class Network:
         states = [k]
         for i, layer in enumerate(self.layers):
             try:
-                k = layer.kernel(k)
+                # Overflow is checked below, and reported with its cause.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    k = layer.kernel(k)
             except OverflowError as exc:
                 raise OverflowError(
                     f"{exc} (layer {i + 1} of {len(self.layers)}, {layer!r}; "
@@ -476,7 +482,6 @@ class Network:
     def kernel_diag(self, X: Any, ntk: bool = False) -> KernelState:
         """Exact ``K(x, x)`` (and ``Theta(x, x)``) for each row of ``X``."""
         return self.diag_states(X, ntk)[-1]
-
 
     def reference_scales(self, ntk: bool) -> tuple[float, float]:
         """``K(x, x)`` and ``Theta(x, x)`` at the output for a reference input."""

@@ -17,7 +17,10 @@ Used by ``tests/test_scale_and_self_pairs.py`` and
 
 from __future__ import annotations
 
+import math
+
 import mpmath as mp
+import numpy as np
 
 DPS = 50
 
@@ -34,9 +37,9 @@ def _relu_J(kxx, kxy, kyy):
     """``E[relu(u) relu(v)]`` and ``P(u > 0, v > 0)`` (Cho & Saul)."""
     th, rho = _theta(kxx, kxy, kyy)
     s = mp.sqrt(kxx * kyy)
-    return s * (mp.sin(th) + (mp.pi - th) * mp.cos(th)) / (2 * mp.pi), (
-        mp.pi - th
-    ) / (2 * mp.pi)
+    return s * (mp.sin(th) + (mp.pi - th) * mp.cos(th)) / (2 * mp.pi), (mp.pi - th) / (
+        2 * mp.pi
+    )
 
 
 def _leaky(alpha):
@@ -99,7 +102,10 @@ def _erf(a=1, b=1, c=0):
     def dual(kxx, kxy, kyy):
         px, py = 1 + 2 * b**2 * kxx, 1 + 2 * b**2 * kyy
         S = 2 * a**2 / mp.pi * mp.asin(2 * b**2 * kxy / mp.sqrt(px * py)) + c**2
-        Sd = 4 * a**2 * b**2 / mp.pi / mp.sqrt(px * py - 4 * b**4 * kxy**2)
+        # det(I + 2b^2 L), expanded: (1 + 2b^2 kxx)(1 + 2b^2 kyy) - 4b^4 kxy^2
+        # would cancel to the working precision at huge variances.
+        det = 1 + 2 * b**2 * (kxx + kyy) + 4 * b**4 * (kxx * kyy - kxy**2)
+        Sd = 4 * a**2 * b**2 / mp.pi / mp.sqrt(det)
         return S, Sd
 
     return dual
@@ -121,6 +127,23 @@ def _conditional(kxx, kxy, kyy, inner, outer):
 
 
 def _gelu(kxx, kxy, kyy):
+    """GELU dual in closed form (Stein's lemma on ``x Phi(x) = x/2 + x
+    erf(x/sqrt(2))/2``), ``Delta`` expanded so that it does not cancel at huge
+    variances; checked against :func:`gelu_quad` by the tests."""
+    a, d, c = kxx, kyy, kxy
+    D = a * d - c**2
+    Delta = 1 + a + d + D
+    G = 2 / mp.pi / mp.sqrt(Delta)
+    arg = min(max(c / mp.sqrt((1 + a) * (1 + d)), mp.mpf(-1)), mp.mpf(1))
+    E = 2 / mp.pi * mp.asin(arg)
+    S = c / 4 + (G * (D + c**2 / (1 + a) + c**2 / (1 + d)) + c * E) / 4
+    Sd = (1 + E + c * G / (1 + a) + c * G / (1 + d) + c * G / Delta) / 4
+    return S, Sd
+
+
+def gelu_quad(kxx, kxy, kyy):
+    """GELU dual by one-dimensional quadrature (slow; moderate variances)."""
+
     # E[(a + bz) Phi(a + bz)] = a Phi(a/s) + b^2 phi(a/s)/s and
     # E[Phi(a + bz) + (a + bz) phi(a + bz)] = Phi(a/s) + a phi(a/s)/s^3,
     # s = sqrt(1 + b^2) (Gaussian integrals).
@@ -133,9 +156,7 @@ def _gelu(kxx, kxy, kyy):
         return mp.ncdf(a / s) + a * mp.npdf(a / s) / s**3
 
     S = _conditional(kxx, kxy, kyy, inner_S, lambda u: u * mp.ncdf(u))
-    Sd = _conditional(
-        kxx, kxy, kyy, inner_Sd, lambda u: mp.ncdf(u) + u * mp.npdf(u)
-    )
+    Sd = _conditional(kxx, kxy, kyy, inner_Sd, lambda u: mp.ncdf(u) + u * mp.npdf(u))
     return S, Sd
 
 
@@ -144,10 +165,17 @@ def _sincos(a=1, b=1, c=0, cosine=False):
     sgn = 1 if cosine else -1
 
     def dual(kxx, kxy, kyy):
+        # E[cos(b(u - v))] +- cos(2c) E[cos(b(u + v))], the second factored
+        # out of the first: Em (1 +- cos(2c) exp(-2 b^2 kxy)), with expm1 so
+        # that tiny variances do not cancel to the working precision.
         Em = mp.exp(-(b**2) * (kxx + kyy - 2 * kxy) / 2)
-        Ep = mp.exp(-(b**2) * (kxx + kyy + 2 * kxy) / 2)
         c2 = mp.cos(2 * c)
-        return a**2 / 2 * (Em + sgn * c2 * Ep), a**2 * b**2 / 2 * (Em - sgn * c2 * Ep)
+        t = mp.expm1(-2 * b**2 * kxy)
+
+        def comb(sign):
+            return Em * ((1 + sign * c2) + sign * c2 * t)
+
+        return a**2 / 2 * comb(sgn), a**2 * b**2 / 2 * comb(-sgn)
 
     return dual
 
@@ -176,7 +204,8 @@ def _gaussian(a=1, b=-1):
     a, b = mp.mpf(a), mp.mpf(b)
 
     def dual(kxx, kxy, kyy):
-        det = (1 - 2 * b * kxx) * (1 - 2 * b * kyy) - 4 * b**2 * kxy**2
+        # det(I - 2bL), expanded (see _erf)
+        det = 1 - 2 * b * (kxx + kyy) + 4 * b**2 * (kxx * kyy - kxy**2)
         return a**2 / mp.sqrt(det), 4 * a**2 * b**2 * kxy / det**1.5
 
     return dual
@@ -185,21 +214,30 @@ def _gaussian(a=1, b=-1):
 def _gabor_S(kxx, kxy, kyy):
     # sin u sin v = Re(e^{i(u-v)} - e^{i(u+v)})/2 and
     # E[exp(-z'z + i t'z)] = det(I + 2L)^(-1/2) exp(-t' C t / 2), C = L (I + 2L)^-1.
-    L = mp.matrix([[kxx, kxy], [kxy, kyy]])
-    M = mp.eye(2) + 2 * L
-    C = L * M**-1
-    pre = 1 / mp.sqrt(mp.det(M))
+    # C = L (I + 2L)^-1 and det(I + 2L), written out so that nothing cancels
+    # at huge variances: det = 1 + 2 (kxx + kyy) + 4 D, D = det(L).
+    D = kxx * kyy - kxy**2
+    det = 1 + 2 * (kxx + kyy) + 4 * D
+    C = mp.matrix([[kxx + 2 * D, kxy], [kxy, kyy + 2 * D]]) / det
+    pre = 1 / mp.sqrt(det)
 
-    def E(t):
-        t = mp.matrix(t)
-        return pre * mp.exp(-(t.T * C * t)[0] / 2)
-
-    return (E([1, -1]) - E([1, 1])) / 2
+    # (E_- - E_+) / 2 with E_+- = pre exp(-(C11 + C22 +- 2 C12) / 2): the
+    # second factored out of the first (expm1), as the two cancel to the
+    # working precision at tiny variances.
+    Em = pre * mp.exp(-(C[0, 0] + C[1, 1] - 2 * C[0, 1]) / 2)
+    return -Em * mp.expm1(-2 * C[0, 1]) / 2
 
 
 def _gabor(kxx, kxy, kyy):
     S = _gabor_S(kxx, kxy, kyy)
-    Sd = mp.diff(lambda c: _gabor_S(kxx, c, kyy), kxy)
+    # Step relative to the scale of kxy (the default one is absolute), and
+    # one sided near |kxy| = sqrt(kxx kyy), beyond which det(I + 2L) may
+    # vanish: at large variances the dual bends sharply there (``kernels``
+    # raises the precision for gabor accordingly).
+    s = mp.sqrt(kxx * kyy)
+    h = s * mp.mpf(10) ** (-(mp.mp.dps // 2))
+    direction = 0 if abs(kxy) < s / 2 else (-1 if kxy > 0 else 1)
+    Sd = mp.diff(lambda c: _gabor_S(kxx, c, kyy), kxy, h=h, direction=direction)
     return S, Sd
 
 
@@ -293,48 +331,57 @@ def _exact(v):
     return mp.mpf(float(v))
 
 
-def kernels(X, Y, act, depth, *, W_std=1.0, b_std=0.0, params=None):
+def kernels(X, Y, act, depth, *, W_std=1.0, b_std=0.0, params=None, pairs=None):
     """Exact NNGP and NTK matrices (nested lists of ``mpf``) of the network.
 
-    ``X`` and ``Y`` are float arrays (their values are taken exactly).
+    ``X`` and ``Y`` are float arrays (their values are taken exactly).  Returns
+    ``(K, T)`` at ``depth``, or with ``depth`` a sequence, ``{depth: (K, T)}``
+    for each.  ``pairs`` (a list of ``(i, j)``) restricts the work to those
+    entries (the others are ``None``).  Raises ``OverflowError`` where mpmath
+    cannot represent a value (far beyond any float).
     """
-    with mp.workdps(DPS):
+    depths = [depth] if isinstance(depth, int) else list(depth)
+    top = max(depths)
+    dps = DPS
+    if act == "gabor":  # mpmath.diff of a dual that bends on a scale ~ 1/k
+        big = max(float(np.max(np.abs(X))), float(np.max(np.abs(Y))), 1.0)
+        dps += int(4 * math.log10(big)) + 10
+    with mp.workdps(dps):
         dual = DUALS[act](**(params or {}))
         w2, b2 = _exact(W_std) ** 2, _exact(b_std) ** 2
         d = len(X[0])
         xs = [[_exact(v) for v in row] for row in X]
         ys = [[_exact(v) for v in row] for row in Y]
+        if pairs is None:
+            pairs = [(i, j) for i in range(len(xs)) for j in range(len(ys))]
 
         def dot(u, v):
             return mp.fsum(a * b for a, b in zip(u, v)) / d
 
         def diag(row):
-            k = dot(row, row)
-            out = []
-            t = mp.mpf(0)
-            k = w2 * k + b2
-            t = w2 * t + k
-            out.append(k)
-            for _ in range(depth):
-                S, Sd = dual(k, k, k)
-                k, t = S, Sd * t
-                k = w2 * k + b2
-                t = w2 * t + k
+            k = w2 * dot(row, row) + b2
+            out = [k]
+            for _ in range(top):
+                S, _ = dual(k, k, k)
+                k = w2 * S + b2
                 out.append(k)
             return out
 
-        dx = [diag(r) for r in xs]
-        dy = [diag(r) for r in ys]
-        K = [[None] * len(ys) for _ in xs]
-        T = [[None] * len(ys) for _ in xs]
-        for i, xi in enumerate(xs):
-            for j, yj in enumerate(ys):
-                k = w2 * dot(xi, yj) + b2
-                t = k
-                for layer in range(depth):
-                    S, Sd = dual(dx[i][layer], k, dy[j][layer])
-                    k, t = S, Sd * t
-                    k = w2 * k + b2
-                    t = w2 * t + k
-                K[i][j], T[i][j] = k, t
-        return K, T
+        dx = {i: diag(xs[i]) for i in {i for i, _ in pairs}}
+        dy = {j: diag(ys[j]) for j in {j for _, j in pairs}}
+        out = {
+            L: ([[None] * len(ys) for _ in xs], [[None] * len(ys) for _ in xs])
+            for L in depths
+        }
+        for i, j in pairs:
+            k = w2 * dot(xs[i], ys[j]) + b2
+            t = k
+            for layer in range(top):
+                S, Sd = dual(dx[i][layer], k, dy[j][layer])
+                k, t = S, Sd * t
+                k = w2 * k + b2
+                t = w2 * t + k
+                if layer + 1 in out:
+                    out[layer + 1][0][i][j] = k
+                    out[layer + 1][1][i][j] = t
+        return out[depth] if isinstance(depth, int) else out
