@@ -216,11 +216,23 @@ def _angle(xp: Any, gap: Any) -> tuple[Any, Any, Any]:
     (anti)parallel inputs, where ``acos(rho)`` would lose half the digits,
     and ``phi = pi/2`` is exact at ``rho = 0``.  New arrays.
     """
-    c = np.subtract(1.0, gap) if isinstance(gap, np.ndarray) else 1.0 - gap
-    s = np.subtract(2.0, gap) if isinstance(gap, np.ndarray) else 2.0 - gap
-    s *= gap
-    s = _inplace(xp, "sqrt", s)
+    c = _rsub(xp, 1.0, gap)
+    s = _sine(xp, gap)
     return xp.atan2(s, c), s, c
+
+
+def _sine(xp: Any, gap: Any) -> Any:
+    """``sqrt(1 - rho^2) = sqrt(gap (2 - gap))``, accurate where ``|rho| ~ 1``."""
+    s = _rsub(xp, 2.0, gap)
+    s *= gap
+    return _inplace(xp, "sqrt", s)
+
+
+def _rsub(xp: Any, c: float, x: Any) -> Any:
+    """``c - x`` as a new array."""
+    if isinstance(x, np.ndarray):
+        return np.subtract(c, x)
+    return c - x
 
 
 def _copysign(xp: Any, x: Any, sign: Any) -> Any:
@@ -429,14 +441,14 @@ class Activation(ABC):
     ) -> tuple[Any, Any]:
         return self.dual_quadrature(kxx, kxy, kyy, derivative=derivative)
 
-    def _needs_gap(self, ntk: bool) -> bool:
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
         """Whether the exact rules should carry the gap ``1 - |rho|``.
 
         True where ``Sigma`` (or, for the NTK, ``Sigma_dot``) is not
-        Lipschitz at ``rho = +-1`` for some variances (``asin``/``acos`` of
-        the correlation): the layers then carry the gap, accurate for nearly
-        (anti)parallel inputs, to :meth:`_dual_gap` (see
-        :class:`sklearn_ntk.layers.base.KernelState`).
+        Lipschitz at ``rho = +-1`` (``asin``/``acos`` of the correlation) at
+        variances up to ``scale`` (``None``: any): the layers then carry the
+        gap, accurate for nearly (anti)parallel inputs, to :meth:`_dual_gap`
+        (see :class:`sklearn_ntk.layers.base.KernelState`).
         """
         return False
 
@@ -550,7 +562,7 @@ class _GapDual(Activation):
     call :meth:`_dual_gap` with the accurate gap they carry.
     """
 
-    def _needs_gap(self, ntk: bool) -> bool:
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
         return True
 
     def _dual(self, xp, kxx, kxy, kyy, derivative):
@@ -678,13 +690,6 @@ def _relu_gap(xp: Any, kxy: Any, gap: Any, h: Any, neg: bool) -> Any:
     return _clip_gap(xp, h)
 
 
-def _rsub(xp: Any, c: float, x: Any) -> Any:
-    """``c - x`` as a new array."""
-    if isinstance(x, np.ndarray):
-        return np.subtract(c, x)
-    return c - x
-
-
 def _rdiv(xp: Any, c: float, x: Any) -> Any:
     """``c / x``, in place for NumPy (``x`` a temporary we own)."""
     if isinstance(x, np.ndarray):
@@ -702,7 +707,7 @@ class Relu(_GapDual, _Homogeneous):
     def homogeneous_degree(self) -> int:
         return 1
 
-    def _needs_gap(self, ntk: bool) -> bool:
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
         return ntk  # Sigma is C^1 in rho; Sigma_dot = (pi - theta)/(2 pi) is not
 
     def _fn(self, x):
@@ -760,7 +765,7 @@ class LeakyRelu(_GapDual, _Homogeneous):
     def homogeneous_degree(self) -> int:
         return 1
 
-    def _needs_gap(self, ntk: bool) -> bool:
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
         return ntk and self.alpha != 1.0
 
     def _fn(self, x):
@@ -796,7 +801,7 @@ class Abs(_GapDual, _Homogeneous):
     def homogeneous_degree(self) -> int:
         return 1
 
-    def _needs_gap(self, ntk: bool) -> bool:
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
         return ntk  # Sigma_dot = (2/pi) asin(rho)
 
     def _fn(self, x):
@@ -849,7 +854,7 @@ class Step(_GapDual, _Homogeneous):
     def homogeneous_degree(self) -> int:
         return 0
 
-    def _needs_gap(self, ntk: bool) -> bool:
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
         return True
 
     def _fn(self, x):
@@ -895,7 +900,7 @@ class Sign(_GapDual, _Homogeneous):
     def homogeneous_degree(self) -> int:
         return 0
 
-    def _needs_gap(self, ntk: bool) -> bool:
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
         return True
 
     def _fn(self, x):
@@ -1037,7 +1042,7 @@ class RectifiedMonomial(_GapDual, _Homogeneous):
     def homogeneous_degree(self) -> int:
         return self.degree
 
-    def _needs_gap(self, ntk: bool) -> bool:
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
         # M_k is C^k in rho; M_0 (step, and Sigma_dot of k = 1) is not Lipschitz
         return self.degree == 0 or (self.degree == 1 and ntk)
 
@@ -1330,8 +1335,9 @@ def _saturation(xp: Any, kxx: Any, kxy: Any, kyy: Any, gap: Any, inv_g: float) -
     The duals of erf, gelu, the Gaussian and Gabor activations are functions
     of ``arg`` (``asin(arg) = atan2(arg, W)``, ``1 / W``), which approaches
     ``+-1`` for nearly parallel inputs at large variances, where they are not
-    Lipschitz.  ``arg`` itself is accurate (a ratio); ``W`` comes from
-    ``E = 1 - |arg|``, accurate near 0: with ``rx = sqrt(kxx) / qx``,
+    Lipschitz.  ``arg`` itself is accurate (a ratio); with a ``gap`` (else
+    ``W = sqrt(1 - arg^2)``, enough below :data:`_SATURATION`) ``W`` comes
+    from ``E = 1 - |arg|``, accurate near 0: with ``rx = sqrt(kxx) / qx``,
     ``|arg| = (1 - gap) rx ry`` and
 
         E = gap + (1 - gap) (1 - rx ry),
@@ -1345,15 +1351,36 @@ def _saturation(xp: Any, kxx: Any, kxy: Any, kyy: Any, gap: Any, inv_g: float) -
     qx = xp.sqrt(inv_g + xp.clip(kxx, 0.0, None))
     qy = xp.sqrt(inv_g + xp.clip(kyy, 0.0, None))
     rx, ry = sx / qx, sy / qy
+    arg = kxy * (1.0 / qx)
+    arg *= 1.0 / qy  # |arg| < 1 up to rounding, which atan2(arg, W) tolerates
+    if gap is None:  # moderate variances: |arg| < 1 - 5e-4, no cancellation
+        W = arg * arg
+        W = _rsub(xp, 1.0, W)
+        return arg, _inplace(xp, "sqrt", W), qx, qy, rx, ry
     ax = inv_g / (qx * (qx + sx))
     ay = inv_g / (qy * (qy + sy))
     E = _rsub(xp, 1.0, gap)
     E *= ax + rx * ay
-    E += gap
-    W = _angle(xp, _clip_gap(xp, E))[1]
-    arg = kxy * (1.0 / qx)
-    arg *= 1.0 / qy
-    return _clip_unit(xp, arg), W, qx, qy, rx, ry
+    E += gap  # in [0, 1] up to rounding, which sqrt(E (2 - E)) tolerates
+    return arg, _sine(xp, E), qx, qy, rx, ry
+
+
+#: Below this ``g k`` (variance times the activation's curvature scale) the
+#: saturating duals need no gap: ``1 - |arg| >= 1 / (2 g k + 1) > 5e-4``.
+_SATURATION = 1e3
+
+
+def _saturated(xp: Any, kxx: Any, kyy: Any, g: float) -> bool:
+    """Whether some ``g kxx`` or ``g kyy`` exceeds :data:`_SATURATION`."""
+    return g * max(float(xp.max(kxx)), float(xp.max(kyy))) > _SATURATION
+
+
+def _saturating_dual(act: Any, xp, kxx, kxy, kyy, derivative, g: float):
+    """``_dual`` of erf, gelu, Gaussian, Gabor: the gap only where needed."""
+    gap = None
+    if _saturated(xp, kxx, kyy, g):
+        gap = _gap_of(xp, _correlation(xp, kxx, kxy, kyy))
+    return act._dual_gap(xp, kxx, kxy, kyy, gap, derivative, False)[:2]
 
 
 @_dataclass
@@ -1412,15 +1439,18 @@ class Erf(Activation):
         b[:, even] = (2.0 * self.a * self.b / math.sqrt(_PI)) * moment[:, even]
         return a, b
 
-    def _needs_gap(self, ntk: bool) -> bool:
-        return self.a != 0.0 and self.b != 0.0
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
+        g = 2.0 * self.b * self.b
+        sat = scale is None or g * scale > _SATURATION
+        return self.a != 0.0 and self.b != 0.0 and sat
 
     def _dual(self, xp, kxx, kxy, kyy, derivative):
         if self.a == 0.0 or self.b == 0.0:  # constant c
             S = _broadcast_full(xp, self.c * self.c, _shape(kxx, kxy, kyy), kxy)
             return S, (xp.zeros_like(S) if derivative else None)
-        gap = _gap_of(xp, _correlation(xp, kxx, kxy, kyy))
-        return self._dual_gap(xp, kxx, kxy, kyy, gap, derivative, False)[:2]
+        return _saturating_dual(
+            self, xp, kxx, kxy, kyy, derivative, 2.0 * self.b * self.b
+        )
 
     def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
         # arg = 2b² kxy / sqrt((1 + 2b² kxx)(1 + 2b² kyy)) = kxy / (qx qy),
@@ -1464,50 +1494,57 @@ class Gelu(Activation):
     def _deriv(self, x):
         return special.ndtr(x) + x * np.exp(-0.5 * x * x) * _INV_SQRT_2PI
 
-    def _needs_gap(self, ntk: bool) -> bool:
-        return True  # asin(arg) and 1/sqrt(Delta) at large variances
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
+        # asin(arg) and 1/sqrt(Delta), at large variances
+        return scale is None or scale > _SATURATION
 
     def _dual(self, xp, kxx, kxy, kyy, derivative):
-        gap = _gap_of(xp, _correlation(xp, kxx, kxy, kyy))
-        return self._dual_gap(xp, kxx, kxy, kyy, gap, derivative, False)[:2]
+        return _saturating_dual(self, xp, kxx, kxy, kyy, derivative, 1.0)
 
     def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
         # With q = sqrt(1 + k), arg = c / (qx qy), W = sqrt(1 - arg²):
         # sqrt(Δ) = qx qy W, G D = (2/π) sqrt(ad) Q w (w / W) (Q = rx ry,
         # w = sqrt(1 - rho²)), G c² ia = (2/π) c arg ia / W: no product of
         # variances, and W, w from the gaps (accurate for parallel inputs).
+        # In units of 1/(2π) (= (2/π)/4), with u = 1/4 + asin(arg)/(2π):
+        # Σ = c u + (w (w / W) sqrt(ad) Q + c arg (ia + id) / W) / (2π),
+        # Σ̇ = u + (arg / W)(ia + id + ia id / W²) / (2π); products ordered so
+        # that no intermediate leaves the range (w <= W, ia ~ 1/kxx).
         sx, sy, _, _ = _norms(xp, kxx, kyy)
         arg, W, qx, qy, rx, ry = _saturation(xp, kxx, kxy, kyy, gap, 1.0)
         ia, id_ = 1.0 / (qx * qx), 1.0 / (qy * qy)
-        easin = xp.atan2(arg, W)
-        easin *= 2.0 / _PI  # (2/π) asin(arg)
+        u = xp.atan2(arg, W)  # asin(arg)
+        u *= _INV_2PI
+        u += 0.25
         iw = _rdiv(xp, 1.0, W)
-        w = _angle(xp, gap)[1]  # sin(theta)
-        # inner = sqrt(ad) Q w (w / W) + c (ia + id) arg / W, ordered so
-        # that no intermediate leaves the range (w <= W; ia ~ 1/kxx).
-        inner = w * iw
-        inner *= w
-        inner *= (sx * rx) * (sy * ry)
-        cross = kxy * (ia + id_)
+        if gap is None:  # moderate variances: ad - c² (D) does not overflow
+            t = kxx * kyy
+            t -= kxy * kxy
+            t = xp.clip(t, 0.0, None)
+            t *= _INV_2PI / qx
+            t *= 1.0 / qy
+            t *= iw  # D / (2π qx qy W)
+        else:
+            w = _sine(xp, gap)  # sin(theta)
+            t = w * iw
+            t *= w  # w (w / W): w² / W without the overflow of w² * (1 / W)
+            t *= (sx * rx) * _INV_2PI
+            t *= sy * ry
+        both = (ia + id_) * _INV_2PI
+        cross = kxy * both
         cross *= arg
         cross *= iw
-        inner += cross
-        inner *= 2.0 / _PI
-        S = easin + 1.0
-        S *= kxy
-        S += inner
-        S *= 0.25
+        t += cross
+        S = kxy * u
+        S += t
         Sd = None
-        if derivative:  # (1 + E + (2/π)(arg/W)(ia + id + ia id / W²)) / 4
-            Sd = iw * ia
+        if derivative:
+            Sd = iw * (ia * _INV_2PI)
             Sd *= iw * id_
-            Sd += ia + id_
+            Sd += both
             Sd *= arg
             Sd *= iw
-            Sd *= 2.0 / _PI
-            Sd += easin
-            Sd += 1.0
-            Sd *= 0.25
+            Sd += u
         return S, Sd, None
 
 
@@ -1770,13 +1807,13 @@ class Gaussian(Activation):
             a_ext[:, n] = self.a * sign * v
         return a_ext[:, : degree + 1], self._b_from_a(r, a_ext)
 
-    def _needs_gap(self, ntk: bool) -> bool:
-        return self.b < 0 and self.a != 0.0
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
+        sat = scale is None or -2.0 * self.b * scale > _SATURATION
+        return self.b < 0 and self.a != 0.0 and sat
 
     def _dual(self, xp, kxx, kxy, kyy, derivative):
         if self.b < 0:
-            gap = _gap_of(xp, _correlation(xp, kxx, kxy, kyy))
-            return self._dual_gap(xp, kxx, kxy, kyy, gap, derivative, False)[:2]
+            return _saturating_dual(self, xp, kxx, kxy, kyy, derivative, -2.0 * self.b)
         return self._dual_bounded(xp, kxx, kxy, kyy, derivative)
 
     def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
@@ -1849,12 +1886,11 @@ class Gabor(Activation):
     def _deriv(self, x):
         return np.exp(-x * x) * (np.cos(x) - 2.0 * x * np.sin(x))
 
-    def _needs_gap(self, ntk: bool) -> bool:
-        return True  # 1/sqrt(det) at large variances
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
+        return scale is None or 2.0 * scale > _SATURATION  # 1/sqrt(det)
 
     def _dual(self, xp, kxx, kxy, kyy, derivative):
-        gap = _gap_of(xp, _correlation(xp, kxx, kxy, kyy))
-        return self._dual_gap(xp, kxx, kxy, kyy, gap, derivative, False)[:2]
+        return _saturating_dual(self, xp, kxx, kxy, kyy, derivative, 2.0)
 
     def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
         # det = det(I + 2Λ) = (2 qx qy W)², qx = sqrt(1/2 + kxx), W =
@@ -1864,10 +1900,17 @@ class Gabor(Activation):
         arg, W, qx, qy, rx, ry = _saturation(xp, kxx, kxy, kyy, gap, 0.5)
         iw = _rdiv(xp, 1.0, W)
         ux, uy = 1.0 / qx, 1.0 / qy
-        w = _angle(xp, gap)[1]
-        half_d = w * iw
-        half_d *= rx * ry
-        half_d = half_d * half_d * 0.5  # 2 D / det
+        if gap is None:  # moderate variances: D does not overflow
+            half_d = kxx * kyy
+            half_d -= kxy * kxy
+            half_d = xp.clip(half_d, 0.0, None)
+            f = (ux * uy) * iw
+            half_d *= f
+            half_d *= f * 0.5  # 2 D / det = D (ux uy / W)² / 2
+        else:
+            half_d = _sine(xp, gap) * iw
+            half_d *= rx * ry
+            half_d = half_d * half_d * 0.5  # 2 D / det
         # Products grouped so that none leaves the range (W ~ 1/sqrt(k) at
         # large variances k for nearly parallel inputs).
         C11 = (rx * uy) * iw

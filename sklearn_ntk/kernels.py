@@ -128,22 +128,31 @@ def _rows_of(k: KernelState, rows: slice) -> KernelState:
     return KernelState(nngp=nngp, kxx=nngp, kyy=nngp, ntk=ntk)
 
 
-def _as_float64(X: Any, Y: Any) -> tuple[Any, Any]:
-    """float32 inputs are computed in float64 (and the result cast back).
+#: float32 rows whose largest |x_k| lies within 2**+-_F32_EXP are computed in
+#: float32: their squares and Gram are far inside the float32 range.
+_F32_EXP = 40
 
-    Cheaper than making every float32 step scale-safe: squares of float32
-    numbers cannot under- or overflow float64, and the result is then the
-    correctly rounded float32 kernel (a true value beyond the float32 range
-    raises ``OverflowError`` in :func:`_as_dtype`).  Namespaces or devices
-    without float64 compute in float32.
+
+def _as_float64(X: Any, Y: Any) -> tuple[Any, Any]:
+    """float32 inputs beyond ``2**+-40`` are computed in float64.
+
+    Within that window every step of the exact rules stays inside the
+    float32 range (the rules are scale-safe, see
+    :class:`~sklearn_ntk.networks.DenseInput`), so float32 keeps its speed.
+    Beyond it ``<x, y> / d`` itself may leave the float32 range (rows of
+    1e-30: ``K^0 ~ 1e-60``) although the kernel of sign, step... does not:
+    those inputs are computed in float64, where squares of float32 numbers
+    cannot under- or overflow, and the result rounded back (a true value
+    beyond the float32 range raises ``OverflowError`` in :func:`_as_dtype`).
+    Namespaces or devices without float64 compute in float32.
     """
     if sp.issparse(X):
-        if X.dtype == np.float64:
+        if X.dtype == np.float64 or _f32_safe(X, Y):
             return X, Y
         X64 = X.astype(np.float64)
         return X64, X64 if Y is X else Y.astype(np.float64)
     xp, _ = get_namespace(X)
-    if X.dtype == xp.float64:
+    if X.dtype == xp.float64 or _f32_safe(X, Y):
         return X, Y
     try:
         X64 = xp.astype(X, xp.float64)
@@ -151,6 +160,26 @@ def _as_float64(X: Any, Y: Any) -> tuple[Any, Any]:
     except (TypeError, RuntimeError, ValueError):  # no float64 on this device
         return X, Y
     return X64, Y64
+
+
+def _f32_safe(X: Any, Y: Any) -> bool:
+    """Whether every nonzero entry of ``X`` and ``Y`` is within 2**+-40."""
+    for Z in (X,) if Y is X else (X, Y):
+        if sp.issparse(Z):
+            values = np.abs(Z.data)
+            values = values[values > 0]
+            if values.size and (
+                values.max() > 2.0**_F32_EXP or values.min() < 2.0**-_F32_EXP
+            ):
+                return False
+            continue
+        xp, _ = get_namespace(Z)
+        a = xp.abs(Z)
+        big = float(xp.max(a)) if a.shape[0] * a.shape[1] else 0.0
+        small = xp.min(xp.where(a > 0, a, xp.ones_like(a))) if big else 1.0
+        if big > 2.0**_F32_EXP or float(small) < 2.0**-_F32_EXP:
+            return False
+    return True
 
 
 def _as_dtype(K: Any, dtype: Any) -> Any:

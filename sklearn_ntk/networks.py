@@ -32,10 +32,10 @@ __all__ = [
 ]
 
 #: Pairs with ``|rho| > 1 - _NEAR`` at the input get their gap ``1 - |rho|``
-#: from differences of the normalized inputs: from the Gram matrix it has an
-#: absolute error ~1e-16, so the angle ~ sqrt(2 gap) one ~1e-16 / angle,
-#: below ~2e-15 outside this cone.
-_NEAR = 1e-3
+#: recomputed (:func:`_near_parallel_gaps`): from the Gram matrix it has an
+#: absolute error ~eps, so the angle ~ sqrt(2 gap) one ~eps / angle, below
+#: ~2e-15 (float64) and ~1.5e-7 (float32) outside these cones.
+_NEAR = {np.dtype(np.float64): 1e-3, np.dtype(np.float32): 0.1}
 #: Rows whose largest ``|x_k|`` lies outside ``[2**-_SAFE_EXP, 2**_SAFE_EXP]``
 #: are rescaled by an exact power of two before any product is formed.
 _SAFE_EXP = 400
@@ -213,7 +213,7 @@ def _near_parallel_gaps(Xs: Any, Ys: Any, gap: Any, pairs: tuple) -> Any:
     m = gap.shape[1]
     rows_id, cols_id = pairs
     gap = scatter(gap, rows_id, cols_id, np.zeros(len(rows_id)))
-    mask = gap < _NEAR
+    mask = gap < _NEAR.get(np.dtype(str(gap.dtype).split(".")[-1]), 0.1)
     if len(rows_id):
         mask = scatter(mask, rows_id, cols_id, np.zeros(len(rows_id), dtype=bool))
     if not bool(xp.any(mask)):
@@ -333,7 +333,8 @@ def _row_keys(X: Any) -> np.ndarray:
             for a, b in zip(X.indptr[:-1], X.indptr[1:])
         ]
         return np.array(keys, dtype=object).astype(bytes)
-    host = np.ascontiguousarray(to_numpy(X), dtype=np.float64) + 0.0  # -0.0 -> 0.0
+    host = np.array(to_numpy(X), dtype=np.float64, order="C", copy=True)
+    host += 0.0  # -0.0 -> 0.0
     if host.shape[1] == 0:
         return np.zeros(host.shape[0], dtype="V1")
     return host.view(np.dtype((np.void, host.shape[1] * 8))).ravel()
@@ -401,12 +402,6 @@ class Network:
     input: Any
     layers: tuple
 
-    def needs_gap(self, ntk: bool) -> bool:
-        """Whether some activation's dual needs the gap ``1 - |rho|``."""
-        return any(
-            isinstance(la, Elementwise) and la.act._needs_gap(ntk) for la in self.layers
-        )
-
     def diag_states(self, X: Any, ntk: bool = False) -> list[KernelState]:
         """The diagonal states ``K(x, x)`` (``Theta(x, x)``) after the input and
         after each layer, ``(n,)`` arrays.
@@ -460,7 +455,10 @@ class Network:
             (
                 i
                 for i, la in enumerate(self.layers)
-                if isinstance(la, Elementwise) and la.act._needs_gap(ntk)
+                if isinstance(la, Elementwise)
+                and la.act._needs_gap(
+                    ntk, max(_largest(diag_x[i].nngp), _largest(diag_y[i].nngp))
+                )
             ),
             default=-1,
         )

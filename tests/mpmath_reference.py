@@ -35,7 +35,7 @@ def _theta(kxx, kxy, kyy):
 
 def _relu_J(kxx, kxy, kyy):
     """``E[relu(u) relu(v)]`` and ``P(u > 0, v > 0)`` (Cho & Saul)."""
-    th, rho = _theta(kxx, kxy, kyy)
+    th, _ = _theta(kxx, kxy, kyy)
     s = mp.sqrt(kxx * kyy)
     return s * (mp.sin(th) + (mp.pi - th) * mp.cos(th)) / (2 * mp.pi), (mp.pi - th) / (
         2 * mp.pi
@@ -295,7 +295,7 @@ def _hermite_coef(k):
     if k == 0:
         return prev
     for n in range(1, k):
-        nxt = [mp.mpf(0)] + cur
+        nxt = [mp.mpf(0), *cur]
         for i, c in enumerate(prev):
             nxt[i] -= n * c
         prev, cur = cur, nxt

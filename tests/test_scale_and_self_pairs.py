@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import sklearn
-
 from mpmath_reference import DUALS, gelu_quad, kernels
+
 from sklearn_ntk import (
     NNGPKernel,
     NTKKernel,
@@ -227,11 +227,12 @@ def test_reference_gelu_closed_form_matches_quadrature():
 
 SCALES = {
     np.float64: [1e-300, 1e-150, 1e150, 1e300],
-    np.float32: [1e-36, 1e-18, 1e18, 1e36],
+    np.float32: [1e-36, 1e-18, 1.0, 1e18, 1e36],
 }
-#: Normwise tolerance: closed forms 1e-12 in float64; float32 results are the
-#: float64 computation rounded (one float32 rounding, 6e-8).
-TOL = {np.float64: 1e-12, np.float32: 1.2e-7}
+#: Normwise tolerance: closed forms 1e-12 in float64; float32 inputs are
+#: computed in float32 inside 2**+-40 (a few roundings per layer: 32 eps) and
+#: in float64 beyond it (then the error is one float32 rounding).
+TOL = {np.float64: 1e-12, np.float32: 32 * np.finfo(np.float32).eps}
 
 
 @pytest.mark.parametrize("case", CLOSED, ids=_id)
