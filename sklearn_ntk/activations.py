@@ -40,7 +40,7 @@ import numpy as np
 from scipy import special
 
 from . import _validation
-from ._backend import asxp, get_namespace, is_numpy, to_numpy
+from ._backend import asxp, get_namespace, to_numpy
 from ._hermite import (
     gauss_hermite,
     hermite_coefficients_quadrature,
@@ -65,6 +65,7 @@ _NP_INPLACE = {
     "acos": np.arccos,
     "asin": np.arcsin,
     "exp": np.exp,
+    "abs": np.abs,
 }
 
 
@@ -158,6 +159,13 @@ def _clip_unit(xp: Any, x: Any) -> Any:
     return xp.clip(x, -1.0, 1.0)
 
 
+def _clip_gap(xp: Any, x: Any) -> Any:
+    """Clip a temporary gap ``1 - |rho|`` to ``[0, 1]``."""
+    if isinstance(x, np.ndarray):
+        return np.clip(x, 0.0, 1.0, out=x)
+    return xp.clip(x, 0.0, 1.0)
+
+
 def _prepare(kxx: Any, kxy: Any, kyy: Any) -> tuple[Any, Any, Any, Any]:
     ks = [
         np.asarray(k, dtype=np.float64) if isinstance(k, numbers.Real) else k
@@ -174,7 +182,9 @@ def _shape(*arrays: Any) -> tuple[int, ...]:
 def _norms(xp: Any, kxx: Any, kyy: Any) -> tuple[Any, Any, Any, Any]:
     """Square roots of the variances and their safe reciprocals (0 where 0).
 
-    These are on the (small) diagonal arrays, so their cost does not matter.
+    These are on the (small) diagonal arrays, so their cost does not matter;
+    ``sx * sy`` never under- or overflows where ``kxx`` and ``kyy`` do not
+    (it lies between them), unlike ``kxx * kyy``.
     """
     sx = xp.sqrt(xp.clip(kxx, 0.0, None))
     sy = xp.sqrt(xp.clip(kyy, 0.0, None))
@@ -183,24 +193,108 @@ def _norms(xp: Any, kxx: Any, kyy: Any) -> tuple[Any, Any, Any, Any]:
     return sx, sy, isx, isy
 
 
-def _correlation(xp: Any, kxx: Any, kxy: Any, kyy: Any) -> Any:
-    """``rho = kxy / sqrt(kxx kyy)`` (0 where a variance is 0).
+def _split_exponent(xp: Any, k: Any) -> tuple[Any, Any]:
+    """``k = m * 4**a`` exactly, with ``m`` in ``[1/2, 2)``; returns ``(m, 2**-a)``.
 
-    Computed as one square root of the product, not as a product of
-    reciprocal roots: ``sqrt(k * k) == k`` exactly in IEEE arithmetic, so an
-    input paired with itself gets ``rho == 1`` bitwise.  The duals of relu,
-    abs, sign... are not Lipschitz at ``rho = 1`` (``asin``/``acos``), and
-    ``rho = 1 - 1e-16`` would cost 1e-8 in the kernel.
+    Where ``k = 0``: ``m = 1`` and ``2**-a = 0``, so that products with it
+    vanish without a mask.  The exponents are read on the host: ``k`` is a
+    small array of variances, and the Array API has no ``frexp``.  Scaling by
+    a power of two is exact (short of subnormal results), so the split loses
+    nothing.
     """
-    den = xp.sqrt(xp.clip(kxx, 0.0, None) * xp.clip(kyy, 0.0, None))
-    if is_numpy(xp):
-        shape = np.broadcast_shapes(np.shape(kxx), np.shape(kxy), np.shape(kyy))
-        rho = np.divide(
-            kxy, den, out=np.zeros(shape, dtype=np.result_type(kxy, den)), where=den > 0
-        )
-    else:
-        rho = xp.where(den > 0, kxy / xp.where(den > 0, den, 1.0), 0.0)
+    host = np.asarray(to_numpy(k))
+    dtype = host.dtype if host.dtype in (np.float32, np.float64) else np.float64
+    host = np.maximum(host.astype(dtype, copy=False), 0)
+    frac, e = np.frexp(host)  # host = frac * 2**e, frac in [1/2, 1)
+    a = e // 2
+    zero = host == 0
+    m = np.where(zero, 1, np.ldexp(frac, e - 2 * a)).astype(dtype)
+    inv = np.where(zero, 0, np.ldexp(np.ones_like(frac), -a)).astype(dtype)
+    device = getattr(k, "device", None)
+    return asxp(m, xp, device=device), asxp(inv, xp, device=device)
+
+
+def _correlation(xp: Any, kxx: Any, kxy: Any, kyy: Any) -> Any:
+    """``rho = kxy / sqrt(kxx kyy)`` (0 where a variance is 0), scale-safe.
+
+    With ``kxx = mx 4**ax`` and ``kyy = my 4**ay`` (:func:`_split_exponent`)
+    it is ``(kxy 2**-ax 2**-ay) / sqrt(mx my)``: nothing under- or overflows
+    for variances anywhere in the floating-point range (``kxx kyy`` itself
+    would, beyond 1e+-154).  The split is exact, and ``sqrt(m * m) == m`` in
+    IEEE arithmetic, so an input paired with itself (``kxy`` bitwise equal to
+    ``kxx = kyy``) gets ``rho == 1`` bitwise: the duals of relu, abs, sign...
+    are not Lipschitz at ``rho = 1``, and ``rho = 1 - 1e-16`` would cost 1e-8.
+    """
+    mx, px = _split_exponent(xp, kxx)
+    my, py = _split_exponent(xp, kyy)
+    den = mx * my
+    den = _inplace(xp, "sqrt", den)
+    rho = kxy * px
+    rho *= py
+    rho /= den
     return _clip_unit(xp, rho)
+
+
+def _gap_of(xp: Any, rho: Any) -> Any:
+    """The gap ``1 - |rho|`` from a correlation (a temporary, consumed)."""
+    g = _inplace(xp, "abs", rho)
+    if isinstance(g, np.ndarray):
+        return np.subtract(1.0, g, out=g)
+    return 1.0 - g
+
+
+def _angle(xp: Any, gap: Any) -> tuple[Any, Any, Any]:
+    """``(phi, sin(phi), cos(phi))`` with ``cos(phi) = |rho| = 1 - gap``.
+
+    ``phi`` in ``[0, pi/2]`` is the angle between the inputs, or its
+    supplement where ``rho < 0``.  ``sin(phi) = sqrt(gap (2 - gap))`` and
+    ``phi = atan2(sin, cos)`` keep their relative accuracy for nearly
+    (anti)parallel inputs, where ``acos(rho)`` would lose half the digits,
+    and ``phi = pi/2`` is exact at ``rho = 0``.  New arrays.
+    """
+    c = _rsub(xp, 1.0, gap)
+    s = _sine(xp, gap)
+    return xp.atan2(s, c), s, c
+
+
+def _sine(xp: Any, gap: Any) -> Any:
+    """``sqrt(1 - rho^2) = sqrt(gap (2 - gap))``, accurate where ``|rho| ~ 1``."""
+    s = _rsub(xp, 2.0, gap)
+    s *= gap
+    return _inplace(xp, "sqrt", s)
+
+
+def _rsub(xp: Any, c: float, x: Any) -> Any:
+    """``c - x`` as a new array."""
+    if isinstance(x, np.ndarray):
+        return np.subtract(c, x)
+    return c - x
+
+
+def _copysign(xp: Any, x: Any, sign: Any) -> Any:
+    """``copysign(x, sign)``, in place for NumPy (``x`` a temporary we own)."""
+    if isinstance(x, np.ndarray):
+        return np.copysign(x, sign, out=x)
+    return xp.copysign(x, sign)
+
+
+def _negative(xp: Any, kxy: Any) -> bool:
+    """Whether some covariances are negative (``rho < 0`` branches needed)."""
+    return bool(xp.any(kxy < 0))
+
+
+def _plus_minus(xp: Any, kxy: Any, gap: Any) -> tuple[Any, Any]:
+    """``(1 - rho, 1 + rho)``, each accurate where it is small.
+
+    ``1 - rho = gap`` where ``rho >= 0`` and ``2 - gap`` elsewhere (and the
+    converse for ``1 + rho``).  Not on the hot path (relu has its own).
+    """
+    other = gap * -1.0
+    other += 2.0
+    if not _negative(xp, kxy):
+        return gap, other
+    neg = kxy < 0
+    return xp.where(neg, other, gap), xp.where(neg, gap, other)
 
 
 def _broadcast_full(xp: Any, value: Any, shape: tuple[int, ...], like: Any) -> Any:
@@ -407,6 +501,39 @@ class Activation(ABC):
     ) -> tuple[Any, Any]:
         return self.dual_quadrature(kxx, kxy, kyy, derivative=derivative)
 
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
+        """Whether the exact rules should carry the gap ``1 - |rho|``.
+
+        True where ``Sigma`` (or, for the NTK, ``Sigma_dot``) is not
+        Lipschitz at ``rho = +-1`` (``asin``/``acos`` of the correlation) at
+        variances up to ``scale`` (``None``: any): the layers then carry the
+        gap, accurate for nearly (anti)parallel inputs, to :meth:`_dual_gap`
+        (see :class:`sklearn_ntk.layers.base.KernelState`).
+        """
+        return False
+
+    def _dual_gap(
+        self,
+        xp: Any,
+        kxx: Any,
+        kxy: Any,
+        kyy: Any,
+        gap: Any,
+        derivative: bool,
+        gap_out: bool,
+    ) -> tuple[Any, Any, Any]:
+        """Dual given the gap ``1 - |rho|``; also the gap of the output.
+
+        ``gap`` is accurate where ``rho`` is close to ``+-1`` (where
+        ``kxy / sqrt(kxx kyy)`` is not).  Returns ``(Sigma, Sigma_dot,
+        gap_out)``; the output's gap is ``None`` when not asked for or when
+        this dual has no accurate formula for it (the caller then derives it
+        from ``Sigma`` and the output variances).  By default the gap is not
+        used.
+        """
+        S, Sd = self._dual(xp, kxx, kxy, kyy, derivative)
+        return S, Sd, None
+
     def dual_quadrature(
         self,
         kxx: Any,
@@ -487,6 +614,26 @@ def _dataclass(cls: type) -> type:
     return dataclass(frozen=True)(cls)
 
 
+class _GapDual(Activation):
+    """Closed-form dual written in terms of the gap ``1 - |rho|``.
+
+    :meth:`_dual` derives the gap from the (scale-safe) correlation, which
+    is exact for an input paired with itself; the exact rules of the layers
+    call :meth:`_dual_gap` with the accurate gap they carry.
+    """
+
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
+        return True
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        gap = _gap_of(xp, _correlation(xp, kxx, kxy, kyy))
+        S, Sd, _ = self._dual_gap(xp, kxx, kxy, kyy, gap, derivative, False)
+        return S, Sd
+
+    @abstractmethod
+    def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out): ...
+
+
 # --------------------------------------------------------------------------- #
 # Positively homogeneous activations (closed-form Hermite coefficients)
 # --------------------------------------------------------------------------- #
@@ -548,8 +695,70 @@ class _Homogeneous(Activation):
         return a, scale[:, None] * b1[None, :]
 
 
+def _relu_parts(
+    xp: Any, kxx: Any, kxy: Any, kyy: Any, gap: Any, gap_out: bool
+) -> tuple[Any, Any, Any]:
+    """ReLU's ``Sigma``, ``Sigma_dot`` and output gap (arc-cosine kernel).
+
+    With ``rho = cos(theta)`` and ``phi = min(theta, pi - theta)`` from the
+    gap (:func:`_angle`)::
+
+        Sigma_dot = (pi - theta) / (2 pi)
+        Sigma     = kxy Sigma_dot + sqrt(kxx kyy) sin(theta) / (2 pi)
+        h         = (phi cos(phi) - sin(phi)) / pi      (<= 0, ~ -phi^3 / (3 pi))
+
+    The output's correlation is ``rho' = 2 Sigma / sqrt(kxx kyy) >= 0``, and
+    its gap ``1 - rho'`` is ``gap + h`` where ``rho >= 0`` and ``1 + h``
+    where ``rho < 0``: no cancellation, so nearly parallel inputs keep an
+    accurate angle through the layers.  Returns ``(Sigma, Sigma_dot, h,
+    neg)`` (``h`` is ``None`` unless ``gap_out``; ``neg``: whether some
+    ``rho < 0``), see :func:`_relu_gap`.  Written for speed (the relu
+    NTK is the benchmark): in place where NumPy allows, no masks
+    (``copysign`` carries the sign of ``rho`` where some are negative).
+    """
+    sx, sy, _, _ = _norms(xp, kxx, kyy)
+    neg = _negative(xp, kxy)
+    w, s, h = _angle(xp, gap)
+    w *= _INV_2PI  # phi / (2 pi)
+    s *= 1.0 / _PI  # sin(phi) / pi
+    # Sigma_dot: 1/2 - phi/(2 pi) where rho >= 0, phi/(2 pi) where rho < 0.
+    if neg:  # 1/4 +- (1/4 - phi/(2 pi)); at rho = 0 (phi = pi/2) both agree
+        t = _rsub(xp, 0.25, w)
+        t = _copysign(xp, t, kxy)
+        t += 0.25
+    else:
+        t = _rsub(xp, 0.5, w)
+    if gap_out:  # h = (phi cos(phi) - sin(phi)) / pi, in place of cos(phi)
+        h *= w
+        h *= 2.0
+        h -= s
+    else:
+        h = None
+    s *= sx * 0.5
+    s *= sy
+    S = kxy * t
+    S += s
+    return S, t, h, neg
+
+
+def _relu_gap(xp: Any, kxy: Any, gap: Any, h: Any, neg: bool) -> Any:
+    """ReLU's output gap from ``h`` (consumed): ``gap + h`` or ``1 + h``."""
+    if neg:  # + max(gap, -sign(kxy)): gap where rho >= 0, 1 where rho < 0
+        h += xp.maximum(xp.copysign(xp.ones_like(gap), -kxy), gap)
+    else:
+        h += gap
+    return _clip_gap(xp, h)
+
+
+def _rdiv(xp: Any, c: float, x: Any) -> Any:
+    """``c / x``, in place for NumPy (``x`` a temporary we own)."""
+    if isinstance(x, np.ndarray):
+        return np.divide(c, x, out=x)
+    return c / x
+
+
 @_dataclass
-class Relu(_Homogeneous):
+class Relu(_GapDual, _Homogeneous):
     """ReLU ``max(x, 0)``; dual: arc-cosine kernel of degree 1 (Cho & Saul)."""
 
     name: ClassVar[str] = "relu"
@@ -557,6 +766,9 @@ class Relu(_Homogeneous):
     @property
     def homogeneous_degree(self) -> int:
         return 1
+
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
+        return ntk  # Sigma is C^1 in rho; Sigma_dot = (pi - theta)/(2 pi) is not
 
     def _fn(self, x):
         return np.maximum(x, 0.0)
@@ -567,25 +779,36 @@ class Relu(_Homogeneous):
     def _unit(self, degree):
         return _rectified_monomial_unit(1, degree)
 
-    def _dual(self, xp, kxx, kxy, kyy, derivative):
-        sx, sy, _, _ = _norms(xp, kxx, kyy)
-        rho = _correlation(xp, kxx, kxy, kyy)
-        s = rho * rho
-        s *= -1.0
-        s += 1.0
-        s = _inplace(xp, "sqrt", s)  # sqrt(1 - ρ²)
-        t = _inplace(xp, "acos", rho)
-        t *= -_INV_2PI
-        t += 0.5  # (π - θ) / (2π) = Σ̇
-        s *= sx * sy
-        s *= _INV_2PI
-        S = kxy * t
-        S += s  # sqrt(kxx kyy) (sin θ + (π - θ) cos θ) / (2π)
-        return S, (t if derivative else None)
+    def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
+        S, t, h, neg = _relu_parts(xp, kxx, kxy, kyy, gap, gap_out)
+        g = _relu_gap(xp, kxy, gap, h, neg) if gap_out else None
+        return S, (t if derivative else None), g
+
+
+def _leaky_gap_out(xp: Any, alpha: float, kxy: Any, gap: Any, h: Any) -> Any:
+    """Gap of ``alpha x + (1 - alpha) relu(x)`` from ReLU's ``h``.
+
+    With ``c2 = (1-alpha)^2 / (1+alpha^2)`` and ``beta = 1 - c2``, the
+    output correlation satisfies ``1 - rho' = gap + c2 h`` where ``rho >= 0``,
+    and ``1 - rho' = 1 + beta cos(phi) + c2 h``, ``1 + rho' = 1 - beta
+    cos(phi) - c2 h`` where ``rho < 0`` (``cos(phi) = 1 - gap``): each
+    written as a sum whose terms do not cancel where it is small.
+    """
+    c2 = (1.0 - alpha) ** 2 / (1.0 + alpha * alpha)
+    beta = 1.0 - c2
+    h *= c2
+    out = gap + h
+    if _negative(xp, kxy):
+        minus = h + (1.0 + beta)
+        minus -= beta * gap
+        plus = (1.0 - beta) - h
+        plus += beta * gap
+        out = xp.where(kxy < 0, xp.minimum(minus, plus), out)
+    return _clip_gap(xp, out)
 
 
 @_dataclass
-class LeakyRelu(_Homogeneous):
+class LeakyRelu(_GapDual, _Homogeneous):
     """Leaky ReLU ``x if x > 0 else alpha x``.
 
     ``Σ = α kxy + (1-α)² Σ_relu`` (the cross term is ``α(1-α) kxy`` by
@@ -602,6 +825,9 @@ class LeakyRelu(_Homogeneous):
     def homogeneous_degree(self) -> int:
         return 1
 
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
+        return ntk and self.alpha != 1.0
+
     def _fn(self, x):
         return np.where(x > 0, x, self.alpha * x)
 
@@ -614,19 +840,19 @@ class LeakyRelu(_Homogeneous):
             a[1] += self.alpha
         return a
 
-    def _dual(self, xp, kxx, kxy, kyy, derivative):
-        S, Sd = Relu()._dual(xp, kxx, kxy, kyy, derivative)
+    def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
+        S, Sd, h, _ = _relu_parts(xp, kxx, kxy, kyy, gap, gap_out)
         g = (1.0 - self.alpha) ** 2
         S *= g
         S += self.alpha * kxy
-        if derivative:
-            Sd *= g
-            Sd += self.alpha
-        return S, Sd
+        Sd *= g
+        Sd += self.alpha
+        out = _leaky_gap_out(xp, self.alpha, kxy, gap, h) if gap_out else None
+        return S, (Sd if derivative else None), out
 
 
 @_dataclass
-class Abs(_Homogeneous):
+class Abs(_GapDual, _Homogeneous):
     """Absolute value; ``Σ = (2/π)(sqrt(kxx kyy - kxy²) + kxy asin ρ)``."""
 
     name: ClassVar[str] = "abs"
@@ -634,6 +860,9 @@ class Abs(_Homogeneous):
     @property
     def homogeneous_degree(self) -> int:
         return 1
+
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
+        return ntk  # Sigma_dot = (2/pi) asin(rho)
 
     def _fn(self, x):
         return np.abs(x)
@@ -646,24 +875,31 @@ class Abs(_Homogeneous):
         a[1::2] = 0.0
         return 2.0 * a
 
-    def _dual(self, xp, kxx, kxy, kyy, derivative):
+    def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
         sx, sy, _, _ = _norms(xp, kxx, kyy)
-        rho = _correlation(xp, kxx, kxy, kyy)
-        s = rho * rho
-        s *= -1.0
-        s += 1.0
-        s = _inplace(xp, "sqrt", s)
-        t = _inplace(xp, "asin", rho)
-        s *= sx * sy
-        s += kxy * t
-        s *= 2.0 / _PI
-        if derivative:
-            t *= 2.0 / _PI
-        return s, (t if derivative else None)
+        phi, s, c = _angle(xp, gap)  # asin(rho) = +-(pi/2 - phi)
+        t = phi * (-2.0 / _PI)
+        t += 1.0  # (2/pi) asin|rho|
+        if _negative(xp, kxy):
+            t = _copysign(xp, t, kxy)
+        S = kxy * t  # (2/pi) kxy asin(rho)
+        q = sx * (2.0 / _PI)
+        q = q * sy
+        q = q * s
+        S += q
+        g = None
+        if gap_out:
+            # |x| is even: 1 - rho' = gap - (2/pi)(sin(phi) - phi cos(phi))
+            g = c * phi
+            g -= s
+            g *= 2.0 / _PI
+            g += gap
+            g = _clip_gap(xp, g)
+        return S, (t if derivative else None), g
 
 
 @_dataclass
-class Step(_Homogeneous):
+class Step(_GapDual, _Homogeneous):
     """Heaviside step ``1[x > 0]``; ``Σ = (π - acos ρ)/(2π)``, ``Σ̇ = 0``.
 
     ``Σ̇ = 0`` uses the a.e. derivative: the distributional one (a Dirac delta)
@@ -678,6 +914,9 @@ class Step(_Homogeneous):
     def homogeneous_degree(self) -> int:
         return 0
 
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
+        return True
+
     def _fn(self, x):
         return (x > 0).astype(np.float64)
 
@@ -687,18 +926,31 @@ class Step(_Homogeneous):
     def _unit(self, degree):
         return _rectified_monomial_unit(0, degree)
 
-    def _dual(self, xp, kxx, kxy, kyy, derivative):
+    def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
         _, _, isx, isy = _norms(xp, kxx, kyy)
-        rho = _correlation(xp, kxx, kxy, kyy)
-        t = _inplace(xp, "acos", rho)
-        t *= -_INV_2PI
-        t += 0.5
-        t *= xp.astype(isx * isy > 0, t.dtype)
-        return t, (xp.zeros_like(t) if derivative else None)
+        phi = _angle(xp, gap)[0]
+        # theta / (2 pi) = phi / (2 pi) where rho >= 0, 1/2 - phi/(2 pi) else
+        t = phi * (-1.0 / (2.0 * _PI))
+        neg = _negative(xp, kxy)
+        if neg:
+            t += 0.25
+            t = _copysign(xp, t, kxy)
+            t += 0.25
+        else:
+            t += 0.5
+        live = xp.astype(isx * isy > 0, t.dtype)
+        t *= live
+        g = None
+        if gap_out:  # rho' = 1 - theta/pi >= 0: gap' = theta / pi
+            g = phi * (1.0 / _PI)
+            if neg:
+                g = xp.where(kxy < 0, 1.0 - g, g)
+            g = xp.maximum(g, 1.0 - live)  # rho' = 0 where a variance is 0
+        return t, (xp.zeros_like(t) if derivative else None), g
 
 
 @_dataclass
-class Sign(_Homogeneous):
+class Sign(_GapDual, _Homogeneous):
     """Sign function; ``Σ = (2/π) asin ρ``, ``Σ̇ = 0`` (a.e. derivative, see Step)."""
 
     name: ClassVar[str] = "sign"
@@ -707,6 +959,9 @@ class Sign(_Homogeneous):
     @property
     def homogeneous_degree(self) -> int:
         return 0
+
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
+        return True
 
     def _fn(self, x):
         return np.sign(x)
@@ -719,35 +974,57 @@ class Sign(_Homogeneous):
         a[0] -= 1.0
         return a
 
-    def _dual(self, xp, kxx, kxy, kyy, derivative):
-        rho = _correlation(xp, kxx, kxy, kyy)
-        t = _inplace(xp, "asin", rho)
-        t *= 2.0 / _PI
-        return t, (xp.zeros_like(t) if derivative else None)
+    def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
+        # (2/pi) asin(rho) = sign(rho) (1 - 2 phi / pi); gap' = 2 phi / pi
+        g = _angle(xp, gap)[0]
+        g *= 2.0 / _PI
+        t = g * -1.0
+        t += 1.0
+        if _negative(xp, kxy):
+            t = _copysign(xp, t, kxy)
+        return t, (xp.zeros_like(t) if derivative else None), (g if gap_out else None)
 
 
-def _rectified_moments(xp: Any, rho: Any, k: int) -> tuple[Any, Any]:
-    """``M(k,k)`` and ``M(k-1,k-1)`` with ``M(p,q) = E[u^p 1[u>0] v^q 1[v>0]]``.
+def _rectified_moments(
+    xp: Any, kxy: Any, gap: Any, k: int, with_gap: bool
+) -> tuple[Any, Any, Any]:
+    """``M(k,k)``, ``M(k-1,k-1)`` and ``D(k,k) = M(k,k)|_{rho=1} - M(k,k)``.
 
-    Unit variances, correlation ``rho``.  Stein's identity
-    ``E[u f(u,v)] = E[∂_u f] + ρ E[∂_v f]`` (Dirac terms where ``p`` or ``q``
-    is 0) gives, for ``p >= 1``::
+    ``M(p,q) = E[u^p 1[u>0] v^q 1[v>0]]`` for unit variances and correlation
+    ``rho``.  Stein's identity ``E[u f(u,v)] = E[∂_u f] + ρ E[∂_v f]`` (Dirac
+    terms where ``p`` or ``q`` is 0) gives, for ``p >= 1``::
 
         M(p,q) = (p-1) M(p-2,q) + [p=1] φ(0) s^q m_q
                  + ρ q M(p-1,q-1) + [q=0] ρ φ(0) s^(p-1) m_(p-1)
 
     with ``s = sqrt(1 - ρ²)``, ``m_j = E[z^j 1[z>0]]``, ``M(0,0) =
-    (π - acos ρ)/(2π)`` and ``M(0,q) = M(q,0)``.  Finite for every ``ρ``,
-    unlike ``J_k(θ)`` written with ``1/sin θ``.
+    (π - θ)/(2π)`` and ``M(0,q) = M(q,0)``.  Finite for every ``ρ``,
+    unlike ``J_k(θ)`` written with ``1/sin θ``.  Subtracting the recursion
+    from its value at ``ρ = 1`` (``s = 0``) gives one for ``D`` in which
+    ``1 - ρ`` only appears where it is accurate (``u``, from the gap)::
+
+        D(p,q) = (p-1) D(p-2,q) - [p=1, q>=1] φ(0) m_q s^q
+                 + q (D(p-1,q-1) + u M(p-1,q-1)) + [q=0, p=1] φ(0) m_0 u
+                 - [q=0, p>=2] ρ φ(0) m_(p-1) s^(p-1)
+
+    with ``D(0,0) = θ/(2π)``; the output gap is ``D(k,k) / m_(2k)``.
     """
-    s = xp.sqrt(xp.clip(1.0 - rho * rho, 0.0, None))
-    spow: dict[int, Any] = {0: None}
+    u, _ = _plus_minus(xp, kxy, gap)  # 1 - rho
+    rho = u * -1.0
+    rho += 1.0
+    phi, s, _ = _angle(xp, gap)
+    theta = xp.where(kxy < 0, _PI - phi, phi) if _negative(xp, kxy) else phi
+    spow: dict[int, Any] = {}
     memo: dict[tuple[int, int], Any] = {}
+    dmemo: dict[tuple[int, int], Any] = {}
 
     def s_pow(j: int) -> Any:
-        if j not in spow or spow[j] is None:
+        if j not in spow:
             spow[j] = s if j == 1 else s_pow(j - 1) * s
         return spow[j]
+
+    def add(val: Any, term: Any) -> Any:
+        return term if val is None else val + term
 
     def M(p: int, q: int) -> Any:
         if p < q:
@@ -755,30 +1032,55 @@ def _rectified_moments(xp: Any, rho: Any, k: int) -> tuple[Any, Any]:
         if (p, q) in memo:
             return memo[(p, q)]
         if p == 0:
-            val = 0.5 - xp.acos(rho) * _INV_2PI
+            val = 0.5 - theta * _INV_2PI
         else:
             val = None
             if p >= 2:
                 val = (p - 1) * M(p - 2, q)
             if p == 1:
-                term = _INV_SQRT_2PI * _half_moment(q) * (s_pow(q) if q else 1.0)
-                val = term if val is None else val + term
+                val = add(
+                    val, _INV_SQRT_2PI * _half_moment(q) * (s_pow(q) if q else 1.0)
+                )
             if q >= 1:
-                term = (rho * q) * M(p - 1, q - 1)
-                val = term if val is None else val + term
+                val = add(val, (rho * q) * M(p - 1, q - 1))
             else:
                 term = rho * (_INV_SQRT_2PI * _half_moment(p - 1))
-                if p - 1:
-                    term = term * s_pow(p - 1)
-                val = term if val is None else val + term
+                val = add(val, term * s_pow(p - 1) if p - 1 else term)
         memo[(p, q)] = val
         return val
 
-    return M(k, k), (M(k - 1, k - 1) if k >= 1 else None)
+    def D(p: int, q: int) -> Any:
+        if p < q:
+            p, q = q, p
+        if (p, q) in dmemo:
+            return dmemo[(p, q)]
+        if p == 0:
+            val = theta * _INV_2PI
+        else:
+            val = None
+            if p >= 2:
+                val = (p - 1) * D(p - 2, q)
+            if p == 1 and q >= 1:
+                val = add(val, -_INV_SQRT_2PI * _half_moment(q) * s_pow(q))
+            if q >= 1:
+                val = add(val, q * (D(p - 1, q - 1) + u * M(p - 1, q - 1)))
+            elif p == 1:
+                val = add(val, (_INV_SQRT_2PI * _half_moment(0)) * u)
+            else:
+                val = add(
+                    val, -(_INV_SQRT_2PI * _half_moment(p - 1)) * rho * s_pow(p - 1)
+                )
+        dmemo[(p, q)] = val
+        return val
+
+    Mk = M(k, k)
+    Mk1 = M(k - 1, k - 1) if k >= 1 else None
+    Dk = D(k, k) if with_gap else None
+    return Mk, Mk1, Dk
 
 
 @_dataclass
-class RectifiedMonomial(_Homogeneous):
+class RectifiedMonomial(_GapDual, _Homogeneous):
     """Rectified monomial ``max(x, 0)**degree`` (degree 0 is ``step``).
 
     Dual: arc-cosine kernel of degree ``k`` (Cho & Saul 2009),
@@ -804,6 +1106,10 @@ class RectifiedMonomial(_Homogeneous):
     def homogeneous_degree(self) -> int:
         return self.degree
 
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
+        # M_k is C^k in rho; M_0 (step, and Sigma_dot of k = 1) is not Lipschitz
+        return self.degree == 0 or (self.degree == 1 and ntk)
+
     def _fn(self, x):
         return np.where(x > 0, np.maximum(x, 0.0) ** self.degree, 0.0)
 
@@ -816,20 +1122,23 @@ class RectifiedMonomial(_Homogeneous):
     def _unit(self, degree):
         return _rectified_monomial_unit(self.degree, degree)
 
-    def _dual(self, xp, kxx, kxy, kyy, derivative):
+    def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
         k = self.degree
         if k == 0:
-            return Step()._dual(xp, kxx, kxy, kyy, derivative)
+            return Step()._dual_gap(xp, kxx, kxy, kyy, gap, derivative, gap_out)
         sx, sy, _, _ = _norms(xp, kxx, kyy)
-        rho = _correlation(xp, kxx, kxy, kyy)
-        Mk, Mk1 = _rectified_moments(xp, rho, k)
+        Mk, Mk1, Dk = _rectified_moments(xp, kxy, gap, k, gap_out)
         p = sx * sy
-        S = Mk * p**k
+        with np.errstate(over="ignore"):  # overflow reported by the caller
+            S = Mk * p**k
         Sd = None
         if derivative:
             Sd = (k * k) * Mk1 * (p ** (k - 1) if k > 1 else 1.0)
             Sd = Sd + xp.zeros_like(S)
-        return S, Sd
+        g = None
+        if gap_out:  # rho' = M_k(rho) / M_k(1) >= 0, M_k(1) = m_2k
+            g = _clip_gap(xp, Dk * (1.0 / _half_moment(2 * k)))
+        return S, Sd, g
 
 
 # --------------------------------------------------------------------------- #
@@ -1094,6 +1403,60 @@ def _hermite_A(k: int) -> Callable[[int, Any], Any]:
 # --------------------------------------------------------------------------- #
 # Smooth activations with closed-form duals
 # --------------------------------------------------------------------------- #
+def _saturation(xp: Any, kxx: Any, kxy: Any, kyy: Any, gap: Any, inv_g: float) -> tuple:
+    """``arg = kxy / (qx qy)`` and ``W = sqrt(1 - arg^2)``, ``qx = sqrt(inv_g + kxx)``.
+
+    The duals of erf, gelu, the Gaussian and Gabor activations are functions
+    of ``arg`` (``asin(arg) = atan2(arg, W)``, ``1 / W``), which approaches
+    ``+-1`` for nearly parallel inputs at large variances, where they are not
+    Lipschitz.  ``arg`` itself is accurate (a ratio); with a ``gap`` (else
+    ``W = sqrt(1 - arg^2)``, enough below :data:`_SATURATION`) ``W`` comes
+    from ``E = 1 - |arg|``, accurate near 0: with ``rx = sqrt(kxx) / qx``,
+    ``|arg| = (1 - gap) rx ry`` and
+
+        E = gap + (1 - gap) (1 - rx ry),
+        1 - rx ry = ax + rx ay,   ax = 1 - rx = inv_g / (qx (qx + sqrt(kxx))),
+
+    sums of nonnegative terms.  No products of variances are formed
+    (scale-safe).  Returns ``(arg, W, qx, qy, rx, ry)`` (``qx``, ``rx``
+    shaped like ``kxx``).
+    """
+    sx, sy, _, _ = _norms(xp, kxx, kyy)
+    qx = xp.sqrt(inv_g + xp.clip(kxx, 0.0, None))
+    qy = xp.sqrt(inv_g + xp.clip(kyy, 0.0, None))
+    rx, ry = sx / qx, sy / qy
+    arg = kxy * (1.0 / qx)
+    arg *= 1.0 / qy  # |arg| < 1 up to rounding, which atan2(arg, W) tolerates
+    if gap is None:  # moderate variances: |arg| < 1 - 5e-4, no cancellation
+        W = arg * arg
+        W = _rsub(xp, 1.0, W)
+        return arg, _inplace(xp, "sqrt", W), qx, qy, rx, ry
+    ax = inv_g / (qx * (qx + sx))
+    ay = inv_g / (qy * (qy + sy))
+    E = _rsub(xp, 1.0, gap)
+    E *= ax + rx * ay
+    E += gap  # in [0, 1] up to rounding, which sqrt(E (2 - E)) tolerates
+    return arg, _sine(xp, E), qx, qy, rx, ry
+
+
+#: Below this ``g k`` (variance times the activation's curvature scale) the
+#: saturating duals need no gap: ``1 - |arg| >= 1 / (2 g k + 1) > 5e-4``.
+_SATURATION = 1e3
+
+
+def _saturated(xp: Any, kxx: Any, kyy: Any, g: float) -> bool:
+    """Whether some ``g kxx`` or ``g kyy`` exceeds :data:`_SATURATION`."""
+    return g * max(float(xp.max(kxx)), float(xp.max(kyy))) > _SATURATION
+
+
+def _saturating_dual(act: Any, xp, kxx, kxy, kyy, derivative, g: float):
+    """``_dual`` of erf, gelu, Gaussian, Gabor: the gap only where needed."""
+    gap = None
+    if _saturated(xp, kxx, kyy, g):
+        gap = _gap_of(xp, _correlation(xp, kxx, kxy, kyy))
+    return act._dual_gap(xp, kxx, kxy, kyy, gap, derivative, False)[:2]
+
+
 @_dataclass
 class Erf(Activation):
     """``a * erf(b * x) + c``.
@@ -1150,29 +1513,39 @@ class Erf(Activation):
         b[:, even] = (2.0 * self.a * self.b / math.sqrt(_PI)) * moment[:, even]
         return a, b
 
-    def _dual(self, xp, kxx, kxy, kyy, derivative):
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
         g = 2.0 * self.b * self.b
-        px = 1.0 / xp.sqrt(1.0 + g * xp.clip(kxx, 0.0, None))
-        py = 1.0 / xp.sqrt(1.0 + g * xp.clip(kyy, 0.0, None))
-        arg = kxy * (g * (px * py))
-        arg = _clip_unit(xp, arg)
-        Sd = None
-        if derivative:
-            # det(I + 2b²Λ) = 1 + 2b²(kxx + kyy) + 4b⁴(kxx kyy - kxy²) >= 1
-            det = kxy * kxy
-            det *= -1.0
-            det += kxx * kyy
-            det = xp.clip(det, 0.0, None)
-            det *= g * g
-            det += g * (kxx + kyy)
-            det += 1.0
-            det = _inplace(xp, "sqrt", det)
-            Sd = (2.0 * g * self.a * self.a / _PI) / det
-        S = _inplace(xp, "asin", arg)
-        S *= 2.0 * self.a * self.a / _PI
+        sat = scale is None or g * scale > _SATURATION
+        return self.a != 0.0 and self.b != 0.0 and sat
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        if self.a == 0.0 or self.b == 0.0:  # constant c
+            S = _broadcast_full(xp, self.c * self.c, _shape(kxx, kxy, kyy), kxy)
+            return S, (xp.zeros_like(S) if derivative else None)
+        return _saturating_dual(
+            self, xp, kxx, kxy, kyy, derivative, 2.0 * self.b * self.b
+        )
+
+    def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
+        # arg = 2b² kxy / sqrt((1 + 2b² kxx)(1 + 2b² kyy)) = kxy / (qx qy),
+        # qx = sqrt(1/(2b²) + kxx); det(I + 2b²Λ) = (2b² qx qy)² (1 - arg²).
+        if self.a == 0.0 or self.b == 0.0:
+            S, Sd = self._dual(xp, kxx, kxy, kyy, derivative)
+            return S, Sd, None
+        a2 = self.a * self.a
+        arg, W, qx, qy, _, _ = _saturation(
+            xp, kxx, kxy, kyy, gap, 0.5 / (self.b * self.b)
+        )
+        S = xp.atan2(arg, W)  # asin(arg)
+        S *= 2.0 * a2 / _PI
         if self.c:
             S += self.c * self.c
-        return S, Sd
+        Sd = None
+        if derivative:  # (4a²b²/π) / sqrt(det) = (2a²/π) / (qx qy W)
+            W *= qx
+            W *= qy
+            Sd = _rdiv(xp, 2.0 * a2 / _PI, W)
+        return S, Sd, None
 
 
 @_dataclass
@@ -1195,37 +1568,58 @@ class Gelu(Activation):
     def _deriv(self, x):
         return special.ndtr(x) + x * np.exp(-0.5 * x * x) * _INV_SQRT_2PI
 
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
+        # asin(arg) and 1/sqrt(Delta), at large variances
+        return scale is None or scale > _SATURATION
+
     def _dual(self, xp, kxx, kxy, kyy, derivative):
-        a = xp.clip(kxx, 0.0, None)
-        d = xp.clip(kyy, 0.0, None)
-        ia, id_ = 1.0 / (1.0 + a), 1.0 / (1.0 + d)
-        c2 = kxy * kxy
-        D = kxx * kyy
-        D -= c2
-        D = xp.clip(D, 0.0, None)  # ad - c² >= 0 up to rounding
-        Delta = D + (1.0 + a + d)
-        G = _inplace(xp, "sqrt", Delta * 1.0)
-        G = (2.0 / _PI) / G
-        E = kxy * xp.sqrt(ia * id_)
-        E = _clip_unit(xp, E)
-        E = _inplace(xp, "asin", E)
-        E *= 2.0 / _PI
-        cG = kxy * G
+        return _saturating_dual(self, xp, kxx, kxy, kyy, derivative, 1.0)
+
+    def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
+        # With q = sqrt(1 + k), arg = c / (qx qy), W = sqrt(1 - arg²):
+        # sqrt(Δ) = qx qy W, G D = (2/π) sqrt(ad) Q w (w / W) (Q = rx ry,
+        # w = sqrt(1 - rho²)), G c² ia = (2/π) c arg ia / W: no product of
+        # variances, and W, w from the gaps (accurate for parallel inputs).
+        # In units of 1/(2π) (= (2/π)/4), with u = 1/4 + asin(arg)/(2π):
+        # Σ = c u + (w (w / W) sqrt(ad) Q + c arg (ia + id) / W) / (2π),
+        # Σ̇ = u + (arg / W)(ia + id + ia id / W²) / (2π); products ordered so
+        # that no intermediate leaves the range (w <= W, ia ~ 1/kxx).
+        sx, sy, _, _ = _norms(xp, kxx, kyy)
+        arg, W, qx, qy, rx, ry = _saturation(xp, kxx, kxy, kyy, gap, 1.0)
+        ia, id_ = 1.0 / (qx * qx), 1.0 / (qy * qy)
+        u = xp.atan2(arg, W)  # asin(arg)
+        u *= _INV_2PI
+        u += 0.25
+        iw = _rdiv(xp, 1.0, W)
+        if gap is None:  # moderate variances: ad - c² (D) does not overflow
+            t = kxx * kyy
+            t -= kxy * kxy
+            t = xp.clip(t, 0.0, None)
+            t *= _INV_2PI / qx
+            t *= 1.0 / qy
+            t *= iw  # D / (2π qx qy W)
+        else:
+            w = _sine(xp, gap)  # sin(theta)
+            t = w * iw
+            t *= w  # w (w / W): w² / W without the overflow of w² * (1 / W)
+            t *= (sx * rx) * _INV_2PI
+            t *= sy * ry
+        both = (ia + id_) * _INV_2PI
+        cross = kxy * both
+        cross *= arg
+        cross *= iw
+        t += cross
+        S = kxy * u
+        S += t
         Sd = None
         if derivative:
-            Sd = cG * (ia + id_)
-            Sd += cG / Delta
-            Sd += E
-            Sd += 1.0
-            Sd *= 0.25
-        inner = c2 * (ia + id_)
-        inner += D
-        inner *= G
-        E *= kxy
-        inner += E
-        inner += kxy
-        inner *= 0.25
-        return inner, Sd
+            Sd = iw * (ia * _INV_2PI)
+            Sd *= iw * id_
+            Sd += both
+            Sd *= arg
+            Sd *= iw
+            Sd += u
+        return S, Sd, None
 
 
 def _sincos_dual(xp, kxx, kxy, kyy, amp2, b, c, sign):
@@ -1491,7 +1885,39 @@ class Gaussian(Activation):
             a_ext[:, n] = self.a * sign * v
         return a_ext[:, : degree + 1], self._b_from_a(r, a_ext)
 
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
+        sat = scale is None or -2.0 * self.b * scale > _SATURATION
+        return self.b < 0 and self.a != 0.0 and sat
+
     def _dual(self, xp, kxx, kxy, kyy, derivative):
+        if self.b < 0:
+            return _saturating_dual(self, xp, kxx, kxy, kyy, derivative, -2.0 * self.b)
+        return self._dual_bounded(xp, kxx, kxy, kyy, derivative)
+
+    def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
+        # b < 0, g = -2b: det(I - 2bΛ) = (g qx qy)² (1 - arg²) with
+        # qx = sqrt(1/g + kxx), arg = kxy / (qx qy); Σ = a² R,
+        # R = 1/sqrt(det) = 1 / (g qx qy W), Σ̇ = 4a²b² kxy R³.
+        if self.b >= 0:
+            S, Sd = self._dual(xp, kxx, kxy, kyy, derivative)
+            return S, Sd, None
+        g = -2.0 * self.b
+        a2 = self.a * self.a
+        _, R, qx, qy, _, _ = _saturation(xp, kxx, kxy, kyy, gap, 1.0 / g)
+        R *= g * qx  # R = W = sqrt(1 - arg²) here
+        R *= qy
+        R = _rdiv(xp, 1.0, R)
+        S = R * a2
+        Sd = None
+        if derivative:
+            Sd = kxy * R
+            Sd *= R
+            Sd *= R
+            Sd *= a2 * g * g
+        return S, Sd, None
+
+    def _dual_bounded(self, xp, kxx, kxy, kyy, derivative):
+        # b >= 0: the variances are below 1/(2b), no scale issue.
         b = self.b
         if b > 0:
             bad = bool(xp.any(1.0 - 2.0 * b * kxx <= 0)) or bool(
@@ -1538,26 +1964,67 @@ class Gabor(Activation):
     def _deriv(self, x):
         return np.exp(-x * x) * (np.cos(x) - 2.0 * x * np.sin(x))
 
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
+        return scale is None or 2.0 * scale > _SATURATION  # 1/sqrt(det)
+
     def _dual(self, xp, kxx, kxy, kyy, derivative):
-        D = xp.clip(kxx * kyy - kxy * kxy, 0.0, None)
-        det = 1.0 + 2.0 * (kxx + kyy) + 4.0 * D
-        C11 = (kxx + 2.0 * D) / det
-        C22 = (kyy + 2.0 * D) / det
-        C12 = kxy / det
-        pre = 0.5 / xp.sqrt(det)
-        Em = xp.exp(-0.5 * (C11 + C22 - 2.0 * C12))
-        Ep = xp.exp(-0.5 * (C11 + C22 + 2.0 * C12))
+        return _saturating_dual(self, xp, kxx, kxy, kyy, derivative, 2.0)
+
+    def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
+        # det = det(I + 2Λ) = (2 qx qy W)², qx = sqrt(1/2 + kxx), W =
+        # sqrt(1 - arg²), arg = kxy / (qx qy); with rx = sqrt(kxx) / qx and
+        # w = sqrt(1 - rho²): kxx / det = rx² / (2 qy W)², D / det =
+        # (rx ry w / W)² / 4, kxy / det = arg / (4 qx qy W²).
+        arg, W, qx, qy, rx, ry = _saturation(xp, kxx, kxy, kyy, gap, 0.5)
+        iw = _rdiv(xp, 1.0, W)
+        ux, uy = 1.0 / qx, 1.0 / qy
+        if gap is None:  # moderate variances: D does not overflow
+            half_d = kxx * kyy
+            half_d -= kxy * kxy
+            half_d = xp.clip(half_d, 0.0, None)
+            f = (ux * uy) * iw
+            half_d *= f
+            half_d *= f * 0.5  # 2 D / det = D (ux uy / W)² / 2
+        else:
+            half_d = _sine(xp, gap) * iw
+            half_d *= rx * ry
+            half_d = half_d * half_d * 0.5  # 2 D / det
+        # Products grouped so that none leaves the range (W ~ 1/sqrt(k) at
+        # large variances k for nearly parallel inputs).
+        C11 = (rx * uy) * iw
+        C11 = C11 * C11 * 0.25 + half_d
+        C22 = (ry * ux) * iw
+        C22 = C22 * C22 * 0.25 + half_d
+        C12 = (arg * ux) * iw
+        C12 *= uy * iw * 0.25
+        pre = iw * (0.25 * ux * uy)  # 1 / (2 sqrt(det))
+        T = C11 + C22
+        Em = xp.exp(-0.5 * (T - 2.0 * C12))
         # Em - Ep = -Em expm1(-2 C12): no cancellation at tiny variances
         S = -pre * Em * xp.expm1(-2.0 * C12)
         Sd = None
         if derivative:
-            Sd = 0.0
-            for s, E in ((-1.0, Em), (1.0, Ep)):
-                p1 = C11 + s * C12
-                p2 = C22 + s * C12
-                Sd = Sd + E * (1.0 - 2.0 * p1 - 2.0 * p2 + 4.0 * (p1 * p2 - s * C12))
-            Sd = pre * Sd
-        return S, Sd
+            # pre sum_s E_s [(1 - 2 p1)(1 - 2 p2) - 4 s C12], p = C.. + s C12,
+            # with I - 2C = B = (I + 2Λ)^-1: B11 = ux² / (2W²), B22 = uy² /
+            # (2W²), B12 = -arg ux uy / (2W²) (u = 1/q).  Written with B the
+            # bracket no longer cancels from O(1) down to O(1/k) at large
+            # variances k, and E+ - E- = Em expm1(-2 C12) does not cancel.
+            plus = (ux + arg * uy) * iw
+            plus *= (uy + arg * ux) * iw
+            plus *= Em
+            minus = (ux - arg * uy) * iw
+            minus *= (uy - arg * ux) * iw
+            minus *= xp.exp(-0.5 * (T + 2.0 * C12))
+            plus += minus
+            plus *= 0.25
+            diff = Em * xp.expm1(-2.0 * C12)  # E+ - E-
+            diff *= arg
+            plus -= diff
+            plus *= (ux * uy) * iw
+            plus *= (ux * uy) * iw * 0.25
+            plus *= iw
+            Sd = plus
+        return S, Sd, None
 
 
 @_dataclass

@@ -48,7 +48,13 @@ from .layers.conv import (
     pixel_diagonal,
 )
 from .layers.dense import Dense, Elementwise
-from .networks import DenseInput, Network, NetworkSketch, split_ntk_budget
+from .networks import (
+    DenseInput,
+    Network,
+    NetworkSketch,
+    identical_pairs,
+    split_ntk_budget,
+)
 from .sketches import SRHT
 
 __all__ = [
@@ -185,6 +191,42 @@ def as_images(
 # ----------------------------------------------------------------------------
 
 
+def _pin_pixels(K: np.ndarray, dx: np.ndarray, pairs: tuple, diagonal: bool) -> None:
+    """``K[i, i, a, b] = dx[i, a]`` for every pixel ``i`` and identical images
+    ``(a, b)`` of ``pairs`` (in place; any strides)."""
+    rows, cols = pairs
+    H, W = dx.shape[:2]
+    hh = np.arange(H)[:, None, None]
+    ww = np.arange(W)[None, :, None]
+    r, c = rows[None, None, :], cols[None, None, :]
+    if diagonal:
+        K[hh, ww, r, c] = dx[hh, ww, r]
+    else:
+        K[hh, ww, hh, ww, r, c] = dx[hh, ww, r]
+
+
+def _check_self(k: KernelState, i: int, layer: Any, X4: np.ndarray) -> None:
+    """Raise ``OverflowError`` naming the layer where a self state overflows."""
+    for name, a in (("CNNGP kernel K", k.nngp), ("CNTK Theta", k.ntk)):
+        if not isinstance(a, np.ndarray):
+            continue
+        if not np.all(np.isfinite(a)):
+            img = int(
+                np.flatnonzero(~np.isfinite(a).reshape(-1, a.shape[-1]).all(0))[0]
+            )
+            scale = (
+                float(np.mean(X4[img] ** 2))
+                if np.isfinite(np.mean(X4[img] ** 2))
+                else np.inf
+            )
+            raise OverflowError(
+                f"The {name}(x, x) overflows float64 after layer {i} ({layer!r}) "
+                f"for image {img} of the input, whose mean squared pixel is "
+                f"{scale:.3g}: the exact kernel is not representable (the "
+                "activation grows too fast for this scale and depth)."
+            )
+
+
 @dataclass(frozen=True)
 class ConvNetwork:
     """An image input rule and layers, each with an exact and a feature rule.
@@ -223,28 +265,38 @@ class ConvNetwork:
         """
         diagonal = self.diagonal
         conv, layers = self._split_first_conv()
-        k = self.input.kernel_self(X4, ntk, diagonal, conv)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked below
+            k = self.input.kernel_self(X4, ntk, diagonal, conv)
+        _check_self(k, 0, conv or self.input, X4)
         diags = []
-        for layer in layers:
-            if isinstance(layer, Elementwise):
-                d = pixel_diagonal(k.nngp, diagonal)
-                diags.append(d)
-                if diagonal:
-                    k = KernelState(nngp=k.nngp, kxx=k.nngp, kyy=k.nngp, ntk=k.ntk)
-                else:
-                    H, W, n = d.shape
-                    k = KernelState(
-                        nngp=k.nngp,
-                        kxx=d.reshape(H, W, 1, 1, n),
-                        kyy=d.reshape(1, 1, H, W, n),
-                        ntk=k.ntk,
-                    )
-                k = layer.kernel(k)
-            elif isinstance(layer, _SPATIAL):
-                k = layer.kernel(k, diagonal)
-            else:
-                k = layer.kernel(k)
+        for i, layer in enumerate(layers, start=1):
+            with np.errstate(over="ignore", invalid="ignore"):
+                k = self._self_layer(layer, k, diagonal, diags)
+            _check_self(k, i, layer, X4)
         return diags, k
+
+    @staticmethod
+    def _self_layer(layer: Any, k: KernelState, diagonal: bool, diags: list) -> Any:
+        """One layer of :meth:`self_states` (appends the activations' variances)."""
+        if isinstance(layer, Elementwise):
+            d = pixel_diagonal(k.nngp, diagonal)
+            diags.append(d)
+            if diagonal:
+                k = KernelState(nngp=k.nngp, kxx=k.nngp, kyy=k.nngp, ntk=k.ntk)
+            else:
+                H, W, n = d.shape
+                k = KernelState(
+                    nngp=k.nngp,
+                    kxx=d.reshape(H, W, 1, 1, n),
+                    kyy=d.reshape(1, 1, H, W, n),
+                    ntk=k.ntk,
+                )
+            k = layer.kernel(k)
+        elif isinstance(layer, _SPATIAL):
+            k = layer.kernel(k, diagonal)
+        else:
+            k = layer.kernel(k)
+        return k
 
     def cross_state(
         self,
@@ -253,8 +305,16 @@ class ConvNetwork:
         diags_x: list,
         diags_y: list,
         ntk: bool,
+        pairs: tuple | None = None,
     ) -> KernelState:
-        """Exact state between the images of ``X4`` (n) and ``Y4`` (m)."""
+        """Exact state between the images of ``X4`` (n) and ``Y4`` (m).
+
+        ``pairs`` are the ``(rows, cols)`` of identical images: before each
+        activation their pixel self-pairs are pinned to the pixel variances of
+        the self states, so that the dual sees ``rho = 1`` exactly there (the
+        cross Gram rounds differently from the self one, and the duals of
+        relu, sign... are not Lipschitz at ``rho = 1``).
+        """
         diagonal = self.diagonal
         conv, layers = self._split_first_conv()
         k = self.input.kernel(X4, Y4, ntk, diagonal, conv)
@@ -265,6 +325,8 @@ class ConvNetwork:
                 i_act += 1
                 H, W, n = dx.shape
                 m = dy.shape[2]
+                if pairs is not None and len(pairs[0]):
+                    _pin_pixels(k.nngp, dx, pairs, diagonal)
                 if diagonal:
                     kxx, kyy = dx.reshape(H, W, n, 1), dy.reshape(H, W, 1, m)
                 else:
@@ -511,17 +573,25 @@ def exact_conv_kernel(
     b = tile or _tile_size(network, X4.shape[1:])
     threads = _n_threads(n_jobs, max(n, m) // b + 1)
 
-    def diagonals(Z: np.ndarray) -> list:
+    def diagonals(Z: np.ndarray) -> tuple[list, np.ndarray]:
+        """Pixel variances before each activation, and the output K(x, x)."""
         step = max(b * b, 1)
         with trusted_inputs():  # the result below is checked
             parts = [
-                network.self_states(Z[s : s + step])[0]
+                network.self_states(Z[s : s + step], ntk)
                 for s in range(0, Z.shape[0], step)
             ]
-        return [np.concatenate(ds, axis=-1) for ds in zip(*parts)] if parts else []
+        diags = [np.concatenate(ds, axis=-1) for ds in zip(*(p[0] for p in parts))]
+        finals = np.concatenate(
+            [np.asarray(p[1].ntk if ntk else p[1].nngp).reshape(-1) for p in parts]
+        )
+        return diags, finals
 
-    diags_x = diagonals(X4)
-    diags_y = diags_x if symmetric else diagonals(Y4)
+    diags_x, final_x = diagonals(X4)
+    diags_y = diags_x if symmetric else diagonals(Y4)[0]
+    pair_rows, pair_cols = identical_pairs(
+        X4.reshape(n, -1), None if symmetric else Y4.reshape(m, -1)
+    )
     rows = [slice(s, min(n, s + b)) for s in range(0, n, b)]
     cols = [slice(s, min(m, s + b)) for s in range(0, m, b)]
     tasks = [
@@ -536,6 +606,12 @@ def exact_conv_kernel(
 
     def run(task: tuple[slice, slice]) -> None:
         r, c = task
+        inside = (
+            (pair_rows >= r.start)
+            & (pair_rows < r.stop)
+            & (pair_cols >= c.start)
+            & (pair_cols < c.stop)
+        )
         with trusted_inputs():  # checked by the guard below
             k = network.cross_state(
                 X4[r],
@@ -543,6 +619,7 @@ def exact_conv_kernel(
                 [d[..., r] for d in diags_x],
                 [d[..., c] for d in diags_y],
                 ntk,
+                (pair_rows[inside] - r.start, pair_cols[inside] - c.start),
             )
         K = k.ntk if ntk else k.nngp
         # The guard of the team rule: never a NaN with only a RuntimeWarning.
@@ -570,6 +647,14 @@ def exact_conv_kernel(
                     print(f"[sklearn_ntk] tiles {i + 1}/{len(tasks)}")
     if symmetric:  # exact symmetry despite rounding in the tiles
         out = 0.5 * (out + out.T)
+    # Identical images get K(x, x) of the self states: K(X), K(X, X) and
+    # K(X, X.copy()) agree on them by construction.
+    out[pair_rows, pair_cols] = final_x[pair_rows]
+    if not np.all(np.isfinite(out)):
+        raise OverflowError(
+            "The exact convolutional kernel overflows float64 for some pairs "
+            "of images: their kernel is not representable."
+        )
     return out
 
 

@@ -25,14 +25,14 @@ from ._backend import Interval, device, get_namespace, validate_params, zeros
 from ._validation import (
     MAX_STD,
     check_finite_result,
-    check_float32_range,
     check_n_jobs,
     network_summary,
     scale_text,
     trusted_inputs,
 )
 from .activations import Activation, get
-from .networks import Network, fully_connected
+from .layers.base import KernelState
+from .networks import Network, fully_connected, identical_pairs
 
 __all__ = ["NNGPKernel", "NTKKernel", "exact_kernel", "nngp_kernel", "ntk_kernel"]
 
@@ -97,8 +97,8 @@ def exact_kernel(
     check_n_jobs(n_jobs)
     X, Y = _check_inputs(X, Y)
     kind = "NTK" if ntk else "NNGP kernel"
-    for A in (X,) if same else (X, Y):
-        check_float32_range(A, f"The exact {kind} of {network_summary(network)}")
+    dtype = X.dtype
+    X, Y = _as_float64(X, Y)
     n, m = X.shape[0], Y.shape[0]
     sparse = sp.issparse(X)
     xp = np if sparse else get_namespace(X)[0]
@@ -108,13 +108,31 @@ def exact_kernel(
     rows = min(_block_rows(m), max(1, -(-n // (2 * n_threads)) if n_threads > 1 else n))
     blocks = list(gen_batches(n, rows))
 
+    # The diagonal states (K(x, x) after every layer) and the pairs of equal
+    # rows, once for all blocks: the variances the activations read and the
+    # self-pairs' values come from them, the same numbers as NNGPKernel.diag.
+    with trusted_inputs():
+        try:
+            diag_x = network.diag_states(X, ntk)
+            diag_y = diag_x if same or Y is X else network.diag_states(Y, ntk)
+        except (ArithmeticError, ValueError) as exc:
+            raise _with_context(exc, kind, network, X, None if same else Y) from exc
+    pair_rows, pair_cols = identical_pairs(X, None if same else Y)
+
     config = get_config()  # thread-local: the pool's threads need array_api_dispatch
 
     def run(rows: slice) -> Any:
+        lo, hi = np.searchsorted(pair_rows, [rows.start, rows.stop])
+        pairs = (pair_rows[lo:hi] - rows.start, pair_cols[lo:hi])
         with config_context(**config), trusted_inputs():
             try:
                 k = network.kernel(
-                    X[rows, ...], Y, ntk=ntk, diag_offset=rows.start if same else None
+                    X[rows, ...],
+                    Y,
+                    ntk=ntk,
+                    diag_x=[_rows_of(s, rows) for s in diag_x],
+                    diag_y=diag_y,
+                    pairs=pairs,
                 )
             except (ArithmeticError, ValueError) as exc:
                 raise _with_context(exc, kind, network, X, None if same else Y) from exc
@@ -130,7 +148,7 @@ def exact_kernel(
             )
 
     if len(blocks) == 1:
-        return run(blocks[0])
+        return _as_dtype(run(blocks[0]), dtype)
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
         for i, (rows, K) in enumerate(zip(blocks, pool.map(run, blocks))):
             if out is None:
@@ -140,7 +158,81 @@ def exact_kernel(
                 print(
                     f"[sklearn_ntk] kernel rows {rows.stop}/{n} ({i + 1}/{len(blocks)} blocks)"
                 )
-    return out
+    return _as_dtype(out, dtype)
+
+
+def _rows_of(k: KernelState, rows: slice) -> KernelState:
+    """The diagonal state of the rows ``rows``."""
+    nngp = k.nngp[rows]
+    ntk = k.ntk if k.ntk is None or isinstance(k.ntk, float) else k.ntk[rows]
+    return KernelState(nngp=nngp, kxx=nngp, kyy=nngp, ntk=ntk)
+
+
+#: float32 rows whose largest |x_k| lies within 2**+-_F32_EXP are computed in
+#: float32: their squares and Gram are far inside the float32 range.
+_F32_EXP = 40
+
+
+def _as_float64(X: Any, Y: Any) -> tuple[Any, Any]:
+    """float32 inputs beyond ``2**+-40`` are computed in float64.
+
+    Within that window every step of the exact rules stays inside the
+    float32 range (the rules are scale-safe, see
+    :class:`~sklearn_ntk.networks.DenseInput`), so float32 keeps its speed.
+    Beyond it ``<x, y> / d`` itself may leave the float32 range (rows of
+    1e-30: ``K^0 ~ 1e-60``) although the kernel of sign, step... does not:
+    those inputs are computed in float64, where squares of float32 numbers
+    cannot under- or overflow, and the result rounded back (a true value
+    beyond the float32 range raises ``OverflowError`` in :func:`_as_dtype`).
+    Namespaces or devices without float64 compute in float32.
+    """
+    if sp.issparse(X):
+        if X.dtype == np.float64 or _f32_safe(X, Y):
+            return X, Y
+        X64 = X.astype(np.float64)
+        return X64, X64 if Y is X else Y.astype(np.float64)
+    xp, _ = get_namespace(X)
+    if X.dtype == xp.float64 or _f32_safe(X, Y):
+        return X, Y
+    try:
+        X64 = xp.astype(X, xp.float64)
+        Y64 = X64 if Y is X else xp.astype(Y, xp.float64)
+    except (TypeError, RuntimeError, ValueError):  # no float64 on this device
+        return X, Y
+    return X64, Y64
+
+
+def _f32_safe(X: Any, Y: Any) -> bool:
+    """Whether every nonzero entry of ``X`` and ``Y`` is within 2**+-40."""
+    for Z in (X,) if Y is X else (X, Y):
+        if sp.issparse(Z):
+            values = np.abs(Z.data)
+            values = values[values > 0]
+            if values.size and (
+                values.max() > 2.0**_F32_EXP or values.min() < 2.0**-_F32_EXP
+            ):
+                return False
+            continue
+        xp, _ = get_namespace(Z)
+        a = xp.abs(Z)
+        big = float(xp.max(a)) if a.shape[0] * a.shape[1] else 0.0
+        small = xp.min(xp.where(a > 0, a, xp.ones_like(a))) if big else 1.0
+        if big > 2.0**_F32_EXP or float(small) < 2.0**-_F32_EXP:
+            return False
+    return True
+
+
+def _as_dtype(K: Any, dtype: Any) -> Any:
+    xp, _ = get_namespace(K)
+    if K.dtype == dtype:
+        return K
+    big = xp.max(xp.abs(K)) if K.shape[0] * K.shape[1] else 0.0
+    if float(big) > float(np.finfo(np.float32).max):
+        raise OverflowError(
+            f"The exact kernel reaches {float(big):.3g}, beyond the float32 range "
+            "of the input: pass float64 data."
+        )
+    return xp.astype(K, dtype)
 
 
 def _n_threads(n_jobs: int | None, n_blocks: int) -> int:

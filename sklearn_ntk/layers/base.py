@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Dims", "Features", "KernelState", "LayerSketch"]
+__all__ = ["Dims", "Features", "KernelState", "LayerSketch", "gather", "scatter"]
 
 
 @dataclass(frozen=True)
@@ -36,41 +36,67 @@ class KernelState:
     For fully connected networks the arrays are ``(n, m)``, ``(n, 1)`` and
     ``(1, m)``; for the diagonal ``K(x, x)`` alone all three are ``(n,)``.
     Convolutional layers add spatial axes (see :mod:`sklearn_ntk.layers.conv`).
+
+    ``gap`` is the complement ``1 - |rho|`` of the correlation ``rho =
+    K(x, y) / sqrt(K(x, x) K(y, y))``, shaped like ``nngp``, or ``None``
+    when not tracked.  Where the inputs are nearly parallel (or antiparallel)
+    ``rho`` computed from ``nngp`` has lost half its digits to rounding
+    (``1 - rho`` has an absolute error ~1e-16, the angle one ~1e-8), which the
+    duals of sign, step and the NTK of relu (``acos``/``asin`` of ``rho``,
+    not Lipschitz at ``+-1``) pass on to the kernel.  The gap keeps its
+    relative accuracy: it is computed from differences of the inputs, and
+    every layer maps it with formulas free of cancellation where it is small
+    (the activations' :meth:`~sklearn_ntk.activations.Activation._dual_gap`).
+    The network tracks it only for activations that need it.
     """
 
     nngp: Any
     kxx: Any
     kyy: Any
     ntk: Any = None
-    #: ``(rows, cols)`` of the entries of ``nngp`` that pair an input with
-    #: itself (``Y is X``).  Layers copy the variances there, so that those
-    #: entries stay bitwise equal to ``kxx``: the duals of sign, abs, relu...
-    #: are not Lipschitz at ``rho = 1``, and a rounding gap of 1e-16 between
-    #: ``K(x, x)`` computed two ways would cost 1e-8 in the kernel.
-    diag: Any = None
-
-    def with_diag(self) -> KernelState:
-        """Copy the variances onto the self-pair entries of ``nngp``."""
-        if self.diag is None:
-            return self
-        rows, cols = self.diag
-        if isinstance(self.nngp, np.ndarray) or self.nngp.ndim != 2:
-            self.nngp[rows, cols] = self.kxx[rows, 0]
-            return self
-        # Array API: no integer-array assignment, but the self-pairs are the
-        # diagonal ``j = i + offset``, which a mask selects.
-        from .._backend import get_namespace_and_device
-
-        xp, _, dev = get_namespace_and_device(self.nngp)
-        n, m = self.nngp.shape
-        offset = int(cols[0]) - int(rows[0]) if len(rows) else m
-        mask = (
-            xp.arange(m, device=dev)[None, :] - xp.arange(n, device=dev)[:, None]
-        ) == offset
-        return replace(self, nngp=xp.where(mask, self.kxx, self.nngp))
+    gap: Any = None
 
     def replace(self, **changes: Any) -> KernelState:
         return replace(self, **changes)
+
+
+def scatter(a: Any, rows: np.ndarray, cols: np.ndarray, values: Any) -> Any:
+    """``a[rows, cols] = values`` for a 2-D array of any namespace.
+
+    In place for NumPy and PyTorch; other namespaces (the Array API has no
+    integer-array assignment) go through the host.  Used on few entries (the
+    pairs of identical inputs, the nearly parallel pairs).
+    """
+    if len(rows) == 0:
+        return a
+    if isinstance(a, np.ndarray):
+        a[rows, cols] = values
+        return a
+    from .._backend import asxp, get_namespace_and_device, to_numpy
+
+    xp, _, dev = get_namespace_and_device(a)
+    if type(a).__module__.startswith("torch"):
+        import torch
+
+        r = torch.as_tensor(rows, device=a.device)
+        c = torch.as_tensor(cols, device=a.device)
+        a[r, c] = torch.as_tensor(values, dtype=a.dtype, device=a.device)
+        return a
+    host = np.array(to_numpy(a), copy=True)
+    host[rows, cols] = to_numpy(values)
+    return asxp(host, xp, device=dev)
+
+
+def gather(a: Any, rows: np.ndarray, cols: np.ndarray) -> Any:
+    """``a[rows, cols]`` of a 2-D array of any namespace (a 1-D array)."""
+    if isinstance(a, np.ndarray):
+        return a[rows, cols]
+    from .._backend import asxp, get_namespace_and_device
+
+    xp, _, dev = get_namespace_and_device(a)
+    flat = xp.reshape(a, (-1,))
+    idx = asxp(np.asarray(rows, dtype=np.int64) * a.shape[1] + cols, xp, device=dev)
+    return xp.take(flat, idx)
 
 
 @dataclass(frozen=True)

@@ -262,6 +262,27 @@ def pixel_diagonal(K: np.ndarray, diagonal: bool) -> np.ndarray:
 # ----------------------------------------------------------------------------
 
 
+def _rescale(K: np.ndarray, ex: Any, ey: Any, same: bool = False) -> None:
+    """Put the images' binary scales back on a Gram: ``K *= 2**(e_a + e_b)``.
+
+    Image axes last: ``(..., n, m)``, or ``(..., n)`` for the self pairs
+    (``same``).  Two multiplications by exact powers of two: nothing rounds
+    unless the true value is outside the float range.
+    """
+    if ex is None and ey is None:
+        return
+    n = K.shape[-1] if same else K.shape[-2]
+    fx = np.ldexp(1.0, ex) if ex is not None else np.ones(n)
+    with np.errstate(over="ignore", under="ignore"):
+        if same:
+            K *= fx
+            K *= fx
+        else:
+            fy = np.ldexp(1.0, ey) if ey is not None else np.ones(K.shape[-1])
+            K *= fx[:, None]
+            K *= fy
+
+
 def patches(X: np.ndarray, k: int) -> np.ndarray:
     """``(n, H, W, k * k * C)``: each pixel's ``SAME`` zero-padded neighbourhood."""
     n, H, W, C = X.shape
@@ -292,21 +313,35 @@ class ImageInput:
 
     def _pixels(
         self, X: np.ndarray, conv: Conv | None
-    ) -> tuple[np.ndarray, float, float]:
-        """Per-pixel vectors and the (scale, bias) of the Gram of the input rule
-        (followed by ``conv`` if given)."""
+    ) -> tuple[np.ndarray, float, float, np.ndarray | None]:
+        """Per-pixel vectors, the (scale, bias) of the Gram of the input rule
+        (followed by ``conv`` if given), and the images' binary scales.
+
+        Scale-safe like :class:`~sklearn_ntk.networks.DenseInput`: images
+        whose largest ``|x|`` lies outside ``2**+-400`` are divided by the
+        power of two ``2**e`` (exactly), so that the Gram neither under- nor
+        overflows; ``e`` (``None`` when no image needed it) is put back on
+        the kernel by :func:`_rescale`.
+        """
         C = X.shape[3]
+        big = np.abs(X).reshape(X.shape[0], -1).max(axis=1, initial=0.0)
+        _, e = np.frexp(big)
+        out = (big > 0) & (np.abs(e) > 400)
+        ex = None
+        if out.any():
+            ex = np.where(out, e, 0)
+            X = X * np.ldexp(1.0, -ex)[:, None, None, None]
         if conv is None:
-            return X, 1.0 / C, 0.0
+            return X, 1.0 / C, 0.0, ex
         k = conv.filter_size
-        return patches(X, k), conv.W_std**2 / (k * k * C), conv.b_std**2
+        return patches(X, k), conv.W_std**2 / (k * k * C), conv.b_std**2, ex
 
     def kernel(
         self, X: np.ndarray, Y: np.ndarray, ntk: bool, diagonal: bool, conv: Conv | None
     ) -> KernelState:
         """Cross state between image batches ``X`` (n) and ``Y`` (m)."""
-        px, scale, b2 = self._pixels(X, conv)
-        py = px if Y is X else self._pixels(Y, conv)[0]
+        px, scale, b2, ex = self._pixels(X, conv)
+        py, _, _, ey = (px, 0, 0, ex) if Y is X else self._pixels(Y, conv)
         n, H, W, F = px.shape
         m = py.shape[0]
         P = H * W
@@ -317,6 +352,7 @@ class ImageInput:
         else:
             K = np.matmul(A[:, None], B[None, :]).reshape(H, W, H, W, n, m)
         K *= scale
+        _rescale(K, ex, ey)
         if b2:
             K += b2
         return KernelState(nngp=K, kxx=None, kyy=None, ntk=self._theta(K, ntk, conv))
@@ -325,7 +361,7 @@ class ImageInput:
         self, X: np.ndarray, ntk: bool, diagonal: bool, conv: Conv | None
     ) -> KernelState:
         """Self state, the pairs ``(x, x)``: ``(H, W, H, W, n)`` or ``(H, W, n)``."""
-        px, scale, b2 = self._pixels(X, conv)
+        px, scale, b2, ex = self._pixels(X, conv)
         n, H, W, F = px.shape
         P = H * W
         flat = px.reshape(n, P, F)
@@ -335,6 +371,7 @@ class ImageInput:
             K = np.matmul(flat, flat.transpose(0, 2, 1))  # (n, P, P)
             K = np.ascontiguousarray(K.transpose(1, 2, 0)).reshape(H, W, H, W, n)
         K *= scale
+        _rescale(K, ex, ex, same=True)
         if b2:
             K += b2
         return KernelState(nngp=K, kxx=None, kyy=None, ntk=self._theta(K, ntk, conv))

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from sklearn.utils import check_random_state
 
 from .._backend import asxp, get_namespace, is_numpy, to_numpy
-from ..activations import Activation
+from ..activations import Activation, _correlation, _gap_of, _prepare
 from ..sketches import SRHT, CountSketch, PolySketch, TensorSketch, TensorSRHT
 from .base import Dims, Features, KernelState, LayerSketch
 
@@ -49,19 +49,58 @@ class Dense:
 
     def kernel(self, k: KernelState) -> KernelState:
         w2, b2 = self.W_std**2, self.b_std**2
-        nngp = w2 * k.nngp + b2
-        ntk = None if k.ntk is None else w2 * k.ntk + nngp
+        nngp = _affine(k.nngp, w2, b2)
+        ntk = None if k.ntk is None else _affine(k.ntk, w2, 0.0) + nngp
         if k.kxx is k.nngp:  # diagonal state: the pairs (x, x)
             return KernelState(nngp=nngp, kxx=nngp, kyy=nngp, ntk=ntk)
-        return KernelState(
-            nngp=nngp, kxx=w2 * k.kxx + b2, kyy=w2 * k.kyy + b2, ntk=ntk, diag=k.diag
-        ).with_diag()
+        kxx, kyy = w2 * k.kxx + b2, w2 * k.kyy + b2
+        gap = k.gap
+        if gap is not None and b2 != 0:
+            gap = _dense_gap(k.nngp, k.kxx, k.kyy, kxx, kyy, gap, w2, b2)
+        return KernelState(nngp=nngp, kxx=kxx, kyy=kyy, ntk=ntk, gap=gap)
 
     def output_width(self, phi_in: int) -> int:
         return phi_in + (self.b_std != 0)
 
     def sketch(self, dims: Dims, widths: tuple[int, int], random_state: Any = None):
         return DenseSketch(self, dims)
+
+
+def _affine(a: Any, w2: float, b2: float) -> Any:
+    """``w2 * a + b2``, skipping the passes that change nothing."""
+    if w2 != 1.0:
+        a = w2 * a
+    return a + b2 if b2 != 0.0 else a
+
+
+def _dense_gap(
+    kxy: Any, kxx: Any, kyy: Any, kxx2: Any, kyy2: Any, gap: Any, w2: float, b2: float
+) -> Any:
+    """Gap ``1 - |rho'|`` after ``K' = w2 K + b2``, without cancellation.
+
+    With ``P = sqrt(kxx' kyy')`` and ``Q = w2 sqrt(kxx kyy)``::
+
+        P (1 - rho') = (P - Q - b2) + Q (1 - rho),
+        P - Q - b2   = w2 b2 (sqrt(kxx) - sqrt(kyy))^2 / (P + Q + b2) >= 0,
+        P (1 + rho') = (P - Q + b2) + Q (1 + rho),
+        P - Q        = (w2 b2 (kxx + kyy) + b2^2) / (P + Q) >= 0,
+
+    sums of nonnegative terms, each accurate (``1 -+ rho`` from the gap, see
+    :func:`~sklearn_ntk.activations._plus_minus`).  Products of variances are
+    never formed, so nothing under- or overflows.
+    """
+    from ..activations import _clip_gap, _plus_minus
+
+    xp, _ = get_namespace(kxy)
+    sx, sy = xp.sqrt(kxx), xp.sqrt(kyy)
+    P = xp.sqrt(kxx2) * xp.sqrt(kyy2)
+    Q = (w2 * sx) * sy
+    u, v = _plus_minus(xp, kxy, gap)
+    diff = sx - sy
+    minus = (w2 * b2) * diff * diff / (P + Q + b2) + Q * u
+    plus = ((w2 * b2) * (kxx + kyy) + b2 * b2) / (P + Q) + b2 + Q * v
+    out = xp.minimum(minus, plus) / P
+    return _clip_gap(xp, out)
 
 
 class DenseSketch(LayerSketch):
@@ -123,18 +162,42 @@ class Elementwise:
     act: Activation
     degree: int = 8
 
-    def kernel(self, k: KernelState) -> KernelState:
-        sig, sig_dot = self.act.dual(k.kxx, k.nngp, k.kyy, derivative=k.ntk is not None)
-        ntk = None if k.ntk is None else sig_dot * k.ntk
+    def kernel(self, k: KernelState, keep_gap: bool = True) -> KernelState:
+        """Exact rule; ``keep_gap=False`` skips the output's gap (no later
+        layer needs it).  The output variances ``kxx``, ``kyy`` are the dual
+        on the input variances (the network may replace them by its own
+        diagonal states, see :meth:`sklearn_ntk.networks.Network.kernel`)."""
+        derivative = k.ntk is not None
         if k.kxx is k.nngp:  # diagonal state: the pairs (x, x)
+            sig, sig_dot = self.act.dual(k.kxx, k.kxx, k.kxx, derivative=derivative)
+            ntk = None if k.ntk is None else sig_dot * k.ntk
             return KernelState(nngp=sig, kxx=sig, kyy=sig, ntk=ntk)
+        gap = None
+        if k.gap is None:
+            sig, sig_dot = self.act.dual(k.kxx, k.nngp, k.kyy, derivative=derivative)
+        else:
+            xp, kxx, kxy, kyy = _prepare(k.kxx, k.nngp, k.kyy)
+            sig, sig_dot, gap = self.act._dual_gap(
+                xp, kxx, kxy, kyy, k.gap, derivative, keep_gap
+            )
+        ntk = None
+        if k.ntk is not None:
+            if isinstance(sig_dot, np.ndarray) and sig_dot.shape == sig.shape:
+                sig_dot *= k.ntk  # a temporary of the dual: reuse it
+                ntk = sig_dot
+            else:
+                ntk = sig_dot * k.ntk
+        kxx, kyy = _diag_dual(self.act, k.kxx), _diag_dual(self.act, k.kyy)
+        if k.gap is not None and keep_gap:
+            xp, _ = get_namespace(sig)
+            if gap is None:  # no accurate formula: from the output's correlation
+                gap = _gap_of(xp, _correlation(xp, kxx, sig, kyy))
+            if bool(xp.any(kxx == 0.0)) or bool(xp.any(kyy == 0.0)):
+                dead = (kxx == 0.0) | (kyy == 0.0)  # rho' = 0 there
+                gap = xp.maximum(gap, xp.astype(dead, gap.dtype))
         return KernelState(
-            nngp=sig,
-            kxx=_diag_dual(self.act, k.kxx),
-            kyy=_diag_dual(self.act, k.kyy),
-            ntk=ntk,
-            diag=k.diag,
-        ).with_diag()
+            nngp=sig, kxx=kxx, kyy=kyy, ntk=ntk, gap=gap if keep_gap else None
+        )
 
     def sketch(self, dims: Dims, widths: tuple[int, int], random_state: Any = None):
         return ElementwiseSketch(self.act, self.degree, dims, widths, random_state)
