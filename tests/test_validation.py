@@ -263,10 +263,11 @@ def test_nan_returning_callable_is_named(call):
 @pytest.mark.parametrize("call", [nngp_kernel, ntk_kernel])
 def test_monomial_overflow_names_activation_layer_and_scale(call):
     act = activations.get("monomial", degree=30)
-    with pytest.raises(ValueError) as exc:
+    # The true kernel is beyond float64: an OverflowError naming the cause.
+    with pytest.raises(OverflowError) as exc:
         call(_X(), act=act, depth=2)
     msg = str(exc.value)
-    assert "Monomial(degree=30)" in msg and "hidden layer 2" in msg
+    assert "Monomial(degree=30)" in msg and "overflows float64 after layer" in msg
     assert re.search(r"input scale max \|\|x\|\|\^2/d = \d", msg)
     with pytest.raises(
         ValueError, match=r"Monomial\(degree=30\).*reference input scale"
@@ -275,27 +276,32 @@ def test_monomial_overflow_names_activation_layer_and_scale(call):
 
 
 def _erf_ntk_mpmath(X):
-    """Depth-1 erf NTK (W_std=1, b_std=0) in 50-digit arithmetic (Williams 1997)."""
-    mpmath.mp.dps = 50
+    """Depth-1 erf NTK (W_std=1, b_std=0) in 700-digit arithmetic (Williams 1997).
+
+    700 digits: at ||x||^2/d ~ 1e300 the diagonal's ``(1+2a)(1+2b) - 4c^2 =
+    1 + 4a`` is a difference of numbers of size 1e600.
+    """
     n, d = X.shape
-    G = [
-        [
-            mpmath.fsum(mpmath.mpf(X[i, k]) * mpmath.mpf(X[j, k]) for k in range(d)) / d
-            for j in range(n)
-        ]
-        for i in range(n)
-    ]
     out = np.empty((n, n))
-    for i in range(n):
-        for j in range(n):
-            a, c, b = G[i][i], G[i][j], G[j][j]
-            S = (
-                2
-                / mpmath.pi
-                * mpmath.asin(2 * c / mpmath.sqrt((1 + 2 * a) * (1 + 2 * b)))
-            )
-            Sd = 4 / mpmath.pi / mpmath.sqrt((1 + 2 * a) * (1 + 2 * b) - 4 * c * c)
-            out[i, j] = float(S + Sd * c)
+    with mpmath.workdps(700):
+        G = [
+            [
+                mpmath.fsum(mpmath.mpf(X[i, k]) * mpmath.mpf(X[j, k]) for k in range(d))
+                / d
+                for j in range(n)
+            ]
+            for i in range(n)
+        ]
+        for i in range(n):
+            for j in range(n):
+                a, c, b = G[i][i], G[i][j], G[j][j]
+                S = (
+                    2
+                    / mpmath.pi
+                    * mpmath.asin(2 * c / mpmath.sqrt((1 + 2 * a) * (1 + 2 * b)))
+                )
+                Sd = 4 / mpmath.pi / mpmath.sqrt((1 + 2 * a) * (1 + 2 * b) - 4 * c * c)
+                out[i, j] = float(S + Sd * c)
     return out
 
 
