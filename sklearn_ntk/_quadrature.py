@@ -45,6 +45,7 @@ from math import pi, sqrt
 from typing import Any
 
 import numpy as np
+from scipy.linalg.blas import dgemm as _dgemm
 
 from ._hermite import gauss_legendre
 
@@ -449,7 +450,22 @@ class _Powers:
         return self.p[k]
 
 
-def _series(m, tiers, cx, cy, thr, rho, absr, var, out, *, k0=0, S=None, compact=None):
+def _series(
+    m,
+    tiers,
+    cx,
+    cy,
+    thr,
+    rho,
+    absr,
+    var,
+    out,
+    *,
+    k0=0,
+    S=None,
+    compact=None,
+    rank1=None,
+):
     """Tiered forward sum of ``Σ_k cx_k cy_k var^k`` (Horner's rule within a tier).
 
     ``cx(d)``, ``cy(d)``: coefficient arrays of degree ``d`` broadcasting to
@@ -458,8 +474,9 @@ def _series(m, tiers, cx, cy, thr, rho, absr, var, out, *, k0=0, S=None, compact
     first tier whose bound it meets.  Every pair's value is the same sequence
     of IEEE elementwise operations whatever else is in the arrays, so it
     depends on the pair alone (hence the kernel's exact symmetry), also when
-    ``compact`` gathers the unsettled pairs midway.  Returns the flat indices
-    of the pairs no tier settled, or None.
+    ``compact`` gathers the unsettled pairs midway.  ``rank1(H, d)``, if
+    given, does ``H += cx(d) cy(d)`` in place (by BLAS, see :func:`_rank1_ok`).
+    Returns the flat indices of the pairs no tier settled, or None.
     """
     par = m.parity
     q = m.coef.shape[0] - 1
@@ -478,8 +495,11 @@ def _series(m, tiers, cx, cy, thr, rho, absr, var, out, *, k0=0, S=None, compact
         np.multiply(cx(deg[-1]), cy(deg[-1]), out=H)
         for d in deg[-2::-1]:
             H *= var
-            np.multiply(cx(d), cy(d), out=tmp)
-            H += tmp
+            if rank1 is not None:
+                rank1(H, d)
+            else:
+                np.multiply(cx(d), cy(d), out=tmp)
+                H += tmp
         if S is None:
             S, H = H, np.empty(var.shape)
         else:
@@ -506,11 +526,42 @@ def _series(m, tiers, cx, cy, thr, rho, absr, var, out, *, k0=0, S=None, compact
     return np.flatnonzero(fail_prev)
 
 
-def _bulk_pass(m, gam, ix, cys, gy, rho, absr, var, out):
-    """Tiered series on a ``(rows, cols)`` block (``ix``: row scales; ``cys``,
-    ``gy``: the columns' coefficients and bounds).  Once few pairs remain they
-    are gathered and continued in 1-D.  Returns the flat indices of the pairs
-    left for the gathered pass, or None."""
+_rank1_checked: dict[tuple[int, int], bool] = {}
+
+
+def _rank1_ok(shape: tuple[int, int]) -> bool:
+    """Whether BLAS ``dgemm`` with ``k = 1``, ``alpha = beta = 1`` returns, for
+    this block shape, exactly NumPy's ``C + round(x y)`` on every element.
+
+    A GEMM rounds the product ``x_i y_j`` in its accumulator before adding
+    ``C``, so this is expected everywhere; it matters because a kernel that
+    fused the add (FMA) on some elements only would break the bitwise
+    symmetry of the kernel.  Checked once per shape and process, on random
+    data in both orientations; where it fails NumPy's two passes are used.
+    """
+    ok = _rank1_checked.get(shape)
+    if ok is None:
+        rng = np.random.default_rng(12345)
+        ok = True
+        for _ in range(2):
+            C = rng.standard_normal(shape)
+            x, y = rng.standard_normal(shape[0]), rng.standard_normal(shape[1])
+            want = C + np.multiply.outer(x, y)
+            try:
+                _dgemm(1.0, y[:, None], x[None, :], beta=1.0, c=C.T, overwrite_c=True)
+            except Exception:  # pragma: no cover - exotic BLAS wrappers
+                ok = False
+                break
+            ok &= bool(np.array_equal(C, want))
+        _rank1_checked[shape] = ok
+    return ok
+
+
+def _bulk_pass(m, gam, ix, iy, cys, gy, rho, absr, var, out):
+    """Tiered series on a ``(rows, cols)`` block (``ix``, ``iy``: the scales of
+    rows and columns; ``cys``, ``gy``: the columns' coefficients and bounds).
+    Once few pairs remain they are gathered and continued in 1-D.  Returns the
+    flat indices of the pairs left for the gathered pass, or None."""
     cxs = m.coef[:, ix][:, :, None]
     gx = gam[:, ix][:, :, None]
     Y = rho.shape[1]
@@ -520,8 +571,12 @@ def _bulk_pass(m, gam, ix, cys, gy, rho, absr, var, out):
 
     def compact(left, k0, S):
         rows, cols = np.divmod(left, Y)
-        cx1, cy1 = cxs[:, rows, 0], cys[:, 0, cols]
-        gx1, gy1 = gx[:, rows, 0], gy[:, 0, cols]
+        jx, jy = ix[rows], iy[cols]
+        deg = _degrees(m.parity, _BULK_TIERS[-1])[k0:]
+        pos = {int(d): i for i, d in enumerate(deg)}
+        sub = m.coef[deg]
+        cx1, cy1 = sub[:, jx], sub[:, jy]
+        gx1, gy1 = gam[:, jx], gam[:, jy]
         out1 = np.empty(left.size)
 
         def thr1(t, buf):
@@ -530,8 +585,8 @@ def _bulk_pass(m, gam, ix, cys, gy, rho, absr, var, out):
         rest = _series(
             m,
             _BULK_TIERS,
-            lambda d: cx1[d],
-            lambda d: cy1[d],
+            lambda d: cx1[pos[d]],
+            lambda d: cy1[pos[d]],
             thr1,
             rho.reshape(-1)[left],
             absr.reshape(-1)[left],
@@ -546,6 +601,16 @@ def _bulk_pass(m, gam, ix, cys, gy, rho, absr, var, out):
         out.reshape(-1)[left[done]] = out1[done]
         return None if rest is None else left[rest]
 
+    rank1 = None
+    if _rank1_ok(rho.shape):
+        xs = np.asfortranarray(m.coef[:, ix])  # (q+1, rows)
+        ys = m.coef[:, iy]
+
+        def rank1(H, d):
+            _dgemm(
+                1.0, ys[d][:, None], xs[d][None, :], beta=1.0, c=H.T, overwrite_c=True
+            )
+
     return _series(
         m,
         _BULK_TIERS,
@@ -557,6 +622,7 @@ def _bulk_pass(m, gam, ix, cys, gy, rho, absr, var, out):
         var,
         out,
         compact=compact,
+        rank1=rank1,
     )
 
 
@@ -602,6 +668,16 @@ def _rule(bp: np.ndarray, phi: bool) -> tuple[np.ndarray, np.ndarray]:
     axis); weights times the normal density if ``phi``."""
     bp = np.clip(bp, -_L2, _L2)
     bp.sort(axis=-1)
+    # Drop repeated points (clipped ladders pile up at ±9 and coincide), keeping
+    # a common length: the row with most distinct points sets it, shorter rows
+    # end in zero-width panels.
+    dup = np.zeros(bp.shape, dtype=bool)
+    dup[..., 1:] = bp[..., 1:] == bp[..., :-1]
+    if dup.any():
+        bp = np.where(dup, np.inf, bp)
+        bp.sort(axis=-1)
+        bp = bp[..., : int((~dup).sum(axis=-1).max())]
+        bp = np.minimum(bp, _L2)
     xg, wg = gauss_legendre(_GL2)
     half = 0.5 * (bp[..., 1:] - bp[..., :-1])
     mid = 0.5 * (bp[..., 1:] + bp[..., :-1])
@@ -628,6 +704,7 @@ def pair_quadrature(
     kyy: np.ndarray,
     kinks: tuple[float, ...] = (),
     saturating: bool = True,
+    smooth: Callable | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``E[σ(u)σ(v)]`` (and ``E[σ'(u)σ'(v)]`` if ``dfn``) by an iterated rule.
 
@@ -638,7 +715,12 @@ def pair_quadrature(
     (``sy ρ a = k ± 2^j max(1, sy c)``); the inner rule in ``w``, for each
     outer node, where ``σ(v)`` does.  Entries are 1-D arrays, evaluated on the
     canonical order ``kxx <= kyy`` (the dual is symmetric; this makes the
-    computed one symmetric to the last bit).
+    computed one symmetric to the last bit).  ``saturating``: σ reaches its
+    asymptotes (to ``e^-32``) within ``|x| <= 32``, as the built-in activations
+    do; otherwise the breakpoints continue geometrically to the end of the
+    range.  ``smooth(mu, tau, derivative)``, if given, is the closed form of
+    the inner integral ``E_w[σ(mu + tau w)]`` (elu, selu) and replaces the
+    inner rule.
     """
     kxx, kxy, kyy = (np.asarray(k, dtype=np.float64).ravel() for k in (kxx, kxy, kyy))
     swap = kxx > kyy
@@ -660,10 +742,11 @@ def pair_quadrature(
     ladder = _LADDER if saturating else _LONG_LADDER
     S = np.empty(kxx.size)
     Sd = np.empty(kxx.size) if dfn is not None else None
-    for e0 in range(0, kxx.size, _PAIR_BATCH):
-        sl = slice(e0, e0 + _PAIR_BATCH)
+    batch = _PAIR_BATCH if smooth is None else 64 * _PAIR_BATCH
+    for e0 in range(0, kxx.size, batch):
+        sl = slice(e0, e0 + batch)
         S[sl], d = _pair_batch(
-            fn, dfn, sx[sl], sy[sl], rho[sl], c[sl], centers, kinks, ladder
+            fn, dfn, sx[sl], sy[sl], rho[sl], c[sl], centers, kinks, ladder, smooth
         )
         if Sd is not None:
             Sd[sl] = d
@@ -693,7 +776,7 @@ def _det2(kxx: np.ndarray, kyy: np.ndarray, kxy: np.ndarray) -> np.ndarray:
     return (P - p) + (E - e)
 
 
-def _pair_batch(fn, dfn, sx, sy, rho, c, centers, kinks, ladder):
+def _pair_batch(fn, dfn, sx, sy, rho, c, centers, kinks, ladder, smooth=None):
     E = sx.size
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         isx = np.where(sx > 0, 1.0 / sx, np.inf)
@@ -718,6 +801,13 @@ def _pair_batch(fn, dfn, sx, sy, rho, c, centers, kinks, ladder):
         a, wa = _rule(pts, phi=True)  # (E, Ko)
         ua = sx[:, None] * a
         mu = srho[:, None] * a  # E[v | a]
+        if smooth is not None:
+            tb = np.broadcast_to(tau[:, None], mu.shape)
+            S = np.einsum("ek,ek,ek->e", wa, _eval(fn, ua), smooth(mu, tb, False))
+            Sd = None
+            if dfn is not None:
+                Sd = np.einsum("ek,ek,ek->e", wa, _eval(dfn, ua), smooth(mu, tb, True))
+            return S, Sd
         inner = c > 0
         # inner breakpoints: sy (ρ a + c w) = k, k ± 2^j  =>  w = (. - mu) / tau
         inv_tau = np.where(inner, 1.0 / np.where(inner, tau, 1.0), 0.0)
@@ -861,24 +951,32 @@ def numerical_dual(
             for q, (m, gam) in enumerate(mom):
                 o = outs[q][b, r0 : r0 + rows_per]
                 vr = var2 if m.parity >= 0 else rho
-                rest = _bulk_pass(m, gam, ix, col[q][0], col[q][1], rho, absr, vr, o)
+                rest = _bulk_pass(
+                    m, gam, ix, iy, col[q][0], col[q][1], rho, absr, vr, o
+                )
                 if rest is not None:
                     pend[q].append(base + rest)
     flat_xy = xy.reshape(-1)
-    flat_ix = np.broadcast_to(ix_all[:, :, None], (B, X, Y)).reshape(-1)
-    flat_iy = np.broadcast_to(iy_all[:, None, :], (B, X, Y)).reshape(-1)
+
+    def flat_ix(e):
+        return ix_all.reshape(-1)[e // Y]
+
+    def flat_iy(e):
+        b, rest = np.divmod(e, X * Y)
+        return iy_all[b, rest % Y]
+
     # Exact self pairs (kxx == kyy == ±kxy bitwise): the 1-D moments.
     done_special = np.zeros(0, dtype=np.intp)
     if specials:
         e = np.concatenate(specials)
-        same = flat_ix[e] == flat_iy[e]
-        vx = var[flat_ix[e]]
+        same = flat_ix(e) == flat_iy(e)
+        vx = var[flat_ix(e)]
         selfp = same & (flat_xy[e] == vx)
         antip = same & (flat_xy[e] == -vx) & (vx > 0)
         for q, (m, _) in enumerate(mom):
             o = outs[q].reshape(-1)
-            o[e[selfp]] = m.sq[flat_ix[e[selfp]]]
-            o[e[antip]] = m.anti[flat_ix[e[antip]]]
+            o[e[selfp]] = m.sq[flat_ix(e[selfp])]
+            o[e[antip]] = m.anti[flat_ix(e[antip])]
         done_special = e[selfp | antip]
     # Gathered series, then the 2-D rule, for the unsettled pairs.
     hard: list[np.ndarray] = []
@@ -891,14 +989,14 @@ def numerical_dual(
             hard.append(e)
             continue
         used, j = np.unique(
-            np.concatenate([flat_ix[e], flat_iy[e]]), return_inverse=True
+            np.concatenate([flat_ix(e), flat_iy(e)]), return_inverse=True
         )
         jx, jy = j[: e.size], j[e.size :]
         deg = min(_MAX_DEGREE, int(_degrees(par, _GATHER_TIERS[-1])[-1]))
         m2 = Moments(*direct_moments(g, r[used], deg, kinks), par)
         _check_finite(act, m2, r[used])
         gam2 = _thresholds(m2, _GATHER_TIERS)
-        rho = flat_xy[e] * (inv[flat_ix[e]] * inv[flat_iy[e]])
+        rho = flat_xy[e] * (inv[flat_ix(e)] * inv[flat_iy(e)])
         np.clip(rho, -1.0, 1.0, out=rho)
         vals, rest = _gathered_pass(m2, gam2, jx, jy, rho, np.abs(rho))
         outs[q].reshape(-1)[e] = vals
@@ -911,11 +1009,12 @@ def numerical_dual(
         S2, Sd2 = pair_quadrature(
             act._fn,
             act._deriv if derivative else None,
-            var[flat_ix[union]],
+            var[flat_ix(union)],
             flat_xy[union],
-            var[flat_iy[union]],
+            var[flat_iy(union)],
             kinks,
             getattr(act, "_saturating", True),
+            getattr(act, "_gauss_smooth", None),
         )
         for q, res in enumerate((S2, Sd2)[: len(fns)]):
             sel = np.isin(union, hard[q], assume_unique=True)

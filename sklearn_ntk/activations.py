@@ -1692,9 +1692,38 @@ class Silu(_Quadrature):
         return s * (1.0 + x * (1.0 - s))
 
 
+def _elu_smooth(alpha: float, mu: np.ndarray, tau: np.ndarray, derivative: bool):
+    """``E[elu(mu + tau w)]`` (or of ``elu'``), ``w ~ N(0, 1)``, in closed form.
+
+    ``E[(mu + tau w)_+] = mu Φ(mu/tau) + tau φ(mu/tau)`` and
+    ``E[e^(mu + tau w) 1(mu + tau w < 0)] = e^(mu + tau²/2) Φ(-mu/tau - tau)``,
+    the latter as ``½ erfcx(z/√2) e^(-mu²/(2 tau²))`` for ``z = mu/tau + tau >= 0``
+    (no overflow).  ``tau = 0`` gives ``elu(mu)``.
+    """
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        pos = tau > 0
+        t = np.where(pos, tau, 1.0)
+        x = mu / t
+        z = x + t
+        tilt = np.where(
+            z >= 0,
+            0.5 * special.erfcx(z * (1.0 / math.sqrt(2.0))) * np.exp(-0.5 * x * x),
+            np.exp(mu + 0.5 * t * t) * special.ndtr(-z),
+        )
+        up = special.ndtr(x)
+        if derivative:
+            out = up + alpha * tilt
+            exact = np.where(mu > 0, 1.0, alpha * np.exp(np.minimum(mu, 0.0)))
+        else:
+            out = mu * up + t * np.exp(-0.5 * x * x) * _INV_SQRT_2PI
+            out += alpha * (tilt - special.ndtr(-x))
+            exact = np.where(mu > 0, mu, alpha * np.expm1(np.minimum(mu, 0.0)))
+        return np.where(pos, out, exact)
+
+
 @_dataclass
 class Elu(_Quadrature):
-    """ELU ``x if x > 0 else alpha (exp(x) - 1)`` (quadrature dual)."""
+    """ELU ``x if x > 0 else alpha (exp(x) - 1)`` (numerically integrated dual)."""
 
     alpha: float = 1.0
     n_nodes: int = _DEFAULT_NODES
@@ -1710,6 +1739,9 @@ class Elu(_Quadrature):
 
     def _deriv(self, x):
         return np.where(x > 0, 1.0, self.alpha * np.exp(np.minimum(x, 0.0)))
+
+    def _gauss_smooth(self, mu, tau, derivative):
+        return _elu_smooth(self.alpha, mu, tau, derivative)
 
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -1733,6 +1765,9 @@ class Selu(_Quadrature):
         return _SELU_SCALE * np.where(
             x > 0, 1.0, _SELU_ALPHA * np.exp(np.minimum(x, 0.0))
         )
+
+    def _gauss_smooth(self, mu, tau, derivative):
+        return _SELU_SCALE * _elu_smooth(_SELU_ALPHA, mu, tau, derivative)
 
 
 @_dataclass
