@@ -350,7 +350,28 @@ def scale_moments(
 
     Scales inside the cached octaves are interpolated, the others (0, tiny,
     huge) computed directly; both are deterministic functions of the scale.
+    The last result per activation is kept: a layer asks for the same scales
+    three times (the pairs, then the two diagonals).
     """
+    try:
+        memo_key = (act, derivative, degree, kinks)
+        hit = _memo.get(memo_key)
+    except TypeError:  # unhashable activation
+        memo_key, hit = None, None
+    if hit is not None and np.array_equal(hit[0], r):
+        return hit[1]
+    m = _scale_moments(act, derivative, r, degree, kinks)
+    if memo_key is not None:
+        if len(_memo) >= _CACHE_SIZE:
+            _memo.pop(next(iter(_memo)), None)
+        _memo[memo_key] = (r.copy(), m)
+    return m
+
+
+_memo: dict = {}
+
+
+def _scale_moments(act, derivative, r, degree, kinks):
     par = act_parity(act, derivative)
     g = act._deriv if derivative else act._fn
     key = (act, derivative, degree, kinks)
@@ -398,14 +419,14 @@ TOL = 1e-10
 #: Terms (of the parity's degrees) after which a pair may stop, in the bulk
 #: pass (coefficients interpolated from the per-activation cache) and in the
 #: gathered pass (coefficients computed directly up to degree 255).
-_BULK_TIERS = (8, 12, 16, 24, 32)
+_BULK_TIERS = (12, 16, 20, 24, 32)
 _GATHER_TIERS = (48, 64, 96, 128, 192, 256)
 #: Highest Hermite degree ever used (the 1-D rule with 0.5-wide panels).
 _MAX_DEGREE = 255
 #: Pair entries per block of the bulk pass (a few arrays of this size stay in L2).
-_CHUNK = 1 << 14
+_CHUNK = 1 << 16
 #: Continue on the gathered unsettled pairs once fewer than this share remain.
-_COMPACT = 0.25
+_COMPACT = 0.1
 
 
 def _degrees(par: int, n_terms: int) -> np.ndarray:
@@ -465,34 +486,47 @@ def _series(
     S=None,
     compact=None,
     rank1=None,
+    outer0=None,
+    bounds=None,
+    pw=None,
 ):
     """Tiered forward sum of ``Σ_k cx_k cy_k var^k`` (Horner's rule within a tier).
 
     ``cx(d)``, ``cy(d)``: coefficient arrays of degree ``d`` broadcasting to
-    ``var``; ``thr(t, buf)`` fills ``buf`` with the pairs' bounds of tier ``t``.
-    A pair is written to ``out`` (times ``ρ`` for an odd function) at the
-    first tier whose bound it meets.  Every pair's value is the same sequence
-    of IEEE elementwise operations whatever else is in the arrays, so it
-    depends on the pair alone (hence the kernel's exact symmetry), also when
-    ``compact`` gathers the unsettled pairs midway.  ``rank1(H, d)``, if
-    given, does ``H += cx(d) cy(d)`` in place (by BLAS, see :func:`_rank1_ok`).
-    Returns the flat indices of the pairs no tier settled, or None.
+    ``var``; ``thr(t, buf)`` fills ``buf`` with the pairs' bounds of tier ``t``
+    (a pair passes tier ``t`` iff ``absr <= buf``).  A pair is written to
+    ``out`` (times ``ρ`` for an odd function) at the first tier it passes,
+    and never again.  Every pair's value is the same sequence of IEEE
+    elementwise operations whatever else is in the arrays, so it depends on
+    the pair alone (hence the kernel's exact symmetry), also when ``compact``
+    gathers the unsettled pairs midway.  ``rank1(H, d)``, if given, does
+    ``H += cx(d) cy(d)`` in place and ``outer0(H, d)`` sets ``H = cx(d) cy(d)``
+    (by BLAS, see :func:`_rank1_ok`).
+    ``bounds(t)``, if given, returns ``(lo, hi)`` with ``lo <= buf <= hi``
+    everywhere, which lets a tier that no pair (or every pair) passes skip the
+    elementwise test.  Returns the flat indices of the pairs no tier settled,
+    or None.
     """
     par = m.parity
     q = m.coef.shape[0] - 1
     degs = _degrees(par, tiers[-1])
     H = np.empty(var.shape)
     tmp = np.empty(var.shape)
-    fail = np.empty(var.shape, dtype=bool)
-    fail_prev = None if S is None else np.ones(var.shape, dtype=bool)
-    pw = _Powers(var)
+    written = None  # pairs already settled (None: none yet)
+    a_lo = a_hi = None
+    if bounds is not None:
+        a_lo, a_hi = float(absr.min(initial=np.inf)), float(absr.max(initial=0.0))
+    pw = _Powers(var) if pw is None else pw
     for t, K in enumerate(tiers):
         if K <= k0:
             continue
         deg = degs[k0:K]
         if deg[-1] > q:
             break
-        np.multiply(cx(deg[-1]), cy(deg[-1]), out=H)
+        if outer0 is not None:
+            outer0(H, deg[-1])
+        else:
+            np.multiply(cx(deg[-1]), cy(deg[-1]), out=H)
         for d in deg[-2::-1]:
             H *= var
             if rank1 is not None:
@@ -506,24 +540,36 @@ def _series(
             H *= pw.get(k0)
             S += H
         k0 = K
+        if bounds is not None:
+            lo, hi = bounds(t)
+            if a_lo > hi:  # no pair passes this tier
+                continue
+            if a_hi <= lo:  # every pair does
+                newly = None if written is None else np.logical_not(written)
+                if par == 1:
+                    np.multiply(S, rho, out=out, where=True if newly is None else newly)
+                else:
+                    np.copyto(out, S, where=True if newly is None else newly)
+                return None
         thr(t, tmp)
-        np.greater(absr, tmp, out=fail)
-        newly = (
-            np.logical_not(fail) if fail_prev is None else np.greater(fail_prev, fail)
-        )
+        passed = np.less_equal(absr, tmp)
+        newly = passed if written is None else np.greater(passed, written)
         if par == 1:
             np.multiply(S, rho, out=out, where=newly)
         else:
             np.copyto(out, S, where=newly)
-        n_fail = np.count_nonzero(fail)
-        if n_fail == 0:
+        if written is None:
+            written = newly
+        else:
+            written |= newly
+        n_left = written.size - np.count_nonzero(written)
+        if n_left == 0:
             return None
-        if fail_prev is None:
-            fail_prev = np.empty(var.shape, dtype=bool)
-        fail_prev, fail = fail, fail_prev
-        if compact is not None and K < tiers[-1] and n_fail < _COMPACT * fail_prev.size:
-            return compact(np.flatnonzero(fail_prev), k0, S)
-    return np.flatnonzero(fail_prev)
+        if compact is not None and K < tiers[-1] and n_left < _COMPACT * written.size:
+            return compact(np.flatnonzero(~written), k0, S)
+    if written is None:
+        return np.arange(var.size)
+    return np.flatnonzero(~written)
 
 
 _rank1_checked: dict[tuple[int, int], bool] = {}
@@ -531,7 +577,8 @@ _rank1_checked: dict[tuple[int, int], bool] = {}
 
 def _rank1_ok(shape: tuple[int, int]) -> bool:
     """Whether BLAS ``dgemm`` with ``k = 1``, ``alpha = beta = 1`` returns, for
-    this block shape, exactly NumPy's ``C + round(x y)`` on every element.
+    this block shape, exactly NumPy's ``C + round(x y)`` on every element (and
+    with ``beta = 0``, exactly ``round(x y)``).
 
     A GEMM rounds the product ``x_i y_j`` in its accumulator before adding
     ``C``, so this is expected everywhere; it matters because a kernel that
@@ -547,17 +594,32 @@ def _rank1_ok(shape: tuple[int, int]) -> bool:
             C = rng.standard_normal(shape)
             x, y = rng.standard_normal(shape[0]), rng.standard_normal(shape[1])
             want = C + np.multiply.outer(x, y)
+            prod = np.full(shape, np.nan)  # beta = 0 must not read C
             try:
                 _dgemm(1.0, y[:, None], x[None, :], beta=1.0, c=C.T, overwrite_c=True)
+                _dgemm(
+                    1.0, y[:, None], x[None, :], beta=0.0, c=prod.T, overwrite_c=True
+                )
             except Exception:  # pragma: no cover - exotic BLAS wrappers
                 ok = False
                 break
             ok &= bool(np.array_equal(C, want))
+            ok &= bool(np.array_equal(prod, np.multiply.outer(x, y)))
         _rank1_checked[shape] = ok
     return ok
 
 
-def _bulk_pass(m, gam, ix, iy, cys, gy, rho, absr, var, out):
+def _outer(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out[i, j] = x[i] * y[j]`` (each product rounded once, as NumPy's), by
+    BLAS where :func:`_rank1_ok` (about 3 times faster than a broadcast)."""
+    if _rank1_ok(out.shape):
+        _dgemm(1.0, y[:, None], x[None, :], beta=0.0, c=out.T, overwrite_c=True)
+    else:
+        np.multiply.outer(x, y, out=out)
+    return out
+
+
+def _bulk_pass(m, gam, ix, iy, cys, gy, gy_lo, gy_hi, rho, absr, var, out, pw=None):
     """Tiered series on a ``(rows, cols)`` block (``ix``, ``iy``: the scales of
     rows and columns; ``cys``, ``gy``: the columns' coefficients and bounds).
     Once few pairs remain they are gathered and continued in 1-D.  Returns the
@@ -566,16 +628,14 @@ def _bulk_pass(m, gam, ix, iy, cys, gy, rho, absr, var, out):
     gx = gam[:, ix][:, :, None]
     Y = rho.shape[1]
 
+    gx1d, gy1d = gx[:, :, 0], gy[:, 0, :]
+
     def thr(t, buf):
-        np.multiply(gx[t], gy[t], out=buf)
+        _outer(gx1d[t], gy1d[t], buf)
 
     def compact(left, k0, S):
         rows, cols = np.divmod(left, Y)
         jx, jy = ix[rows], iy[cols]
-        deg = _degrees(m.parity, _BULK_TIERS[-1])[k0:]
-        pos = {int(d): i for i, d in enumerate(deg)}
-        sub = m.coef[deg]
-        cx1, cy1 = sub[:, jx], sub[:, jy]
         gx1, gy1 = gam[:, jx], gam[:, jy]
         out1 = np.empty(left.size)
 
@@ -585,8 +645,8 @@ def _bulk_pass(m, gam, ix, iy, cys, gy, rho, absr, var, out):
         rest = _series(
             m,
             _BULK_TIERS,
-            lambda d: cx1[pos[d]],
-            lambda d: cy1[pos[d]],
+            lambda d: np.take(m.coef[d], jx),  # gathered as needed
+            lambda d: np.take(m.coef[d], jy),
             thr1,
             rho.reshape(-1)[left],
             absr.reshape(-1)[left],
@@ -601,15 +661,25 @@ def _bulk_pass(m, gam, ix, iy, cys, gy, rho, absr, var, out):
         out.reshape(-1)[left[done]] = out1[done]
         return None if rest is None else left[rest]
 
-    rank1 = None
+    rank1 = outer0 = None
     if _rank1_ok(rho.shape):
-        xs = np.asfortranarray(m.coef[:, ix])  # (q+1, rows)
-        ys = m.coef[:, iy]
+        xs = m.coef[:, ix]  # (q+1, rows)
+        ys = cys[:, 0, :]  # (q+1, cols), rows contiguous
 
         def rank1(H, d):
             _dgemm(
                 1.0, ys[d][:, None], xs[d][None, :], beta=1.0, c=H.T, overwrite_c=True
             )
+
+        def outer0(H, d):
+            _dgemm(
+                1.0, ys[d][:, None], xs[d][None, :], beta=0.0, c=H.T, overwrite_c=True
+            )
+
+    gx_lo, gx_hi = gx.min(axis=(1, 2)), gx.max(axis=(1, 2))
+
+    def bounds(t):
+        return gx_lo[t] * gy_lo[t], gx_hi[t] * gy_hi[t]
 
     return _series(
         m,
@@ -623,6 +693,9 @@ def _bulk_pass(m, gam, ix, iy, cys, gy, rho, absr, var, out):
         out,
         compact=compact,
         rank1=rank1,
+        outer0=outer0,
+        bounds=bounds,
+        pw=pw,
     )
 
 
@@ -934,10 +1007,20 @@ def numerical_dual(
     specials = []
     for b in range(B):
         iy = iy_all[b]
-        col = [(m.coef[:, iy][:, None, :], gam[:, iy][:, None, :]) for m, gam in mom]
+        col = []
+        for m, gam in mom:
+            gy = gam[:, iy]
+            col.append(
+                (
+                    m.coef[:, iy][:, None, :],
+                    gy[:, None, :],
+                    gy.min(axis=1),
+                    gy.max(axis=1),
+                )
+            )
         for r0 in range(0, X, rows_per):
             ix = ix_all[b, r0 : r0 + rows_per]
-            rho = np.multiply.outer(inv[ix], inv[iy])
+            rho = _outer(inv[ix], inv[iy], np.empty((ix.size, Y)))
             rho *= xy[b, r0 : r0 + rows_per]
             absr = np.abs(rho)
             top = absr.max(initial=0.0)
@@ -948,12 +1031,12 @@ def numerical_dual(
             if top >= cand_lo:
                 specials.append(base + np.flatnonzero(absr >= cand_lo))
             var2 = rho * rho if any(par >= 0 for _, par in fns) else None
+            powers = {}  # var^k shared by Σ and Σ̇ when they use the same variable
             for q, (m, gam) in enumerate(mom):
                 o = outs[q][b, r0 : r0 + rows_per]
                 vr = var2 if m.parity >= 0 else rho
-                rest = _bulk_pass(
-                    m, gam, ix, iy, col[q][0], col[q][1], rho, absr, vr, o
-                )
+                pw = powers.setdefault(m.parity >= 0, _Powers(vr))
+                rest = _bulk_pass(m, gam, ix, iy, *col[q], rho, absr, vr, o, pw)
                 if rest is not None:
                     pend[q].append(base + rest)
     flat_xy = xy.reshape(-1)
