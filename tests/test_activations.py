@@ -122,14 +122,29 @@ def test_fc_oracle(case, oracle_arrays):
         S, Sd = act.dual(d[:, None], K, d[None, :])
         K = w2 * S + b2
         T = K + w2 * Sd * T
-    tol = 1e-6 if case["act"]["name"] == "tanh" else 1e-8
-    diag_tol = tol
+    tol = 1e-8
     off = ~np.eye(len(K), dtype=bool)
     for ours, key in ((K, "_nngp"), (T, "_ntk")):
         ref = oracle_arrays[case["key"] + key]
         err = np.abs(ours - ref) / np.abs(ref).max()
+        if case["act"]["name"] == "tanh":
+            # neural-tangents integrated tanh with 120-node Gauss-Hermite,
+            # wrong by up to 2e-3 at variances ~18; we are held to the
+            # high-precision values of the same cases (nested adaptive
+            # quadrature, benchmarks/make_dual_reference.py) and differ from
+            # the oracle by the oracle's own error only.
+            hp = _tanh_oracle_reference()[f"oracle_{case['key']}{key}"]
+            scale = np.abs(hp).max()
+            assert np.abs(ours - hp).max() <= 1e-9 * scale, (key, "vs high precision")
+            assert np.all(np.abs(ours - ref) <= np.abs(ref - hp) + 1e-9 * scale), key
+            continue
         assert err[off].max() <= tol, (key, err[off].max())
-        assert np.diag(err).max() <= diag_tol, (key, np.diag(err).max())
+        assert np.diag(err).max() <= tol, (key, np.diag(err).max())
+
+
+def _tanh_oracle_reference():
+    with np.load(DATA / "numerical_dual_reference.npz") as z:
+        return {k: z[k] for k in z.files if k.startswith("oracle_")}
 
 
 # --------------------------------------------------------------------------- #

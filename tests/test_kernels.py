@@ -1,5 +1,7 @@
 """Exact fully connected NNGP/NTK kernels: oracle, edge cases, GP/SVM use."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -12,6 +14,8 @@ from sklearn.svm import SVC
 from sklearn_ntk import NNGPKernel, NTKKernel, activations, nngp_kernel, ntk_kernel
 from sklearn_ntk.montecarlo import monte_carlo_features
 
+DATA = Path(__file__).parent / "data"
+
 
 def _rel_max(a, b):
     return np.max(np.abs(a - b)) / np.max(np.abs(b))
@@ -19,7 +23,8 @@ def _rel_max(a, b):
 
 @pytest.mark.smoke
 def test_fc_oracle(oracle):
-    """Every fully connected oracle case, NNGP and NTK, to 1e-8 (tanh 1e-6)."""
+    """Every fully connected oracle case, NNGP and NTK, to 1e-8 (tanh: to 1e-9
+    of high-precision values, see below)."""
     worst = {}
     for case, arr in oracle:
         if case["kind"] != "fc":
@@ -28,11 +33,20 @@ def test_fc_oracle(oracle):
         kw = dict(
             act=act, depth=case["depth"], W_std=case["W_std"], b_std=case["b_std"]
         )
-        tol = 1e-6 if case["act"]["name"] == "tanh" else 1e-8
         for name, fn in (("nngp", nngp_kernel), ("ntk", ntk_kernel)):
-            err = _rel_max(fn(arr["X"], **kw), arr[name])
+            K = fn(arr["X"], **kw)
+            err = _rel_max(K, arr[name])
             worst[(case["key"], name)] = err
-            assert err <= tol, (case, name, err)
+            if case["act"]["name"] == "tanh":
+                # the oracle's 120-node Gauss-Hermite tanh is off by up to 2e-3;
+                # hold ours to high-precision values of the same cases
+                # (tests/data/numerical_dual_reference.npz)
+                hp = np.load(DATA / "numerical_dual_reference.npz")[
+                    f"oracle_{case['key']}_{name}"
+                ]
+                assert _rel_max(K, hp) <= 1e-9, (case, name)
+                continue
+            assert err <= 1e-8, (case, name, err)
     assert len(worst) >= 2 * 80
 
 

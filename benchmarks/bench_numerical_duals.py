@@ -1,0 +1,248 @@
+"""Numerically integrated duals: speed against relu, GP fit time, accuracy.
+
+Writes ``benchmarks/results/numerical_duals.md``:
+
+* NTK of 2000 x 100 Gaussian inputs at depth 3 (``ntk_kernel``) for relu
+  and every numerically integrated activation plus a user callable
+  (``np.arctan`` with its derivative), best and median of 3 after a
+  warm-up, the activations alternating with relu within each repetition;
+* exact CNNGP/CNTK (Myrtle-5) of eight 8 x 8 images (digits / 16 as in
+  ``bench_cntk.py``, raw digits 0..16, and standard normal pixels),
+  tanh against relu;
+* ``GaussianProcessRegressor(NTKKernel(act="tanh") + WhiteKernel())`` with
+  its default optimizer on the first 200 standardized diabetes samples;
+* the worst error of every activation over the reference grid of
+  ``tests/data/numerical_dual_reference.npz``.
+
+Threads are fixed to 1 (threadpoolctl).  Run, with the BLAS variables of
+this machine unset (see shared/reference/benchmarking.md)::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_numerical_duals.py
+
+``--quick`` uses 1000 rows and one repetition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import machine_facts, markdown_table, threads
+
+from sklearn_ntk import NTKKernel, activations, cnngp_kernel, cntk_kernel, ntk_kernel
+from sklearn_ntk import _quadrature as Q
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = Path(__file__).parent / "results" / "numerical_duals.md"
+
+
+def _arctan_deriv(x):
+    return 1.0 / (1.0 + x * x)
+
+
+USER = activations.Numerical(np.arctan, derivative=_arctan_deriv)
+FC_ACTS = ["tanh", "softplus", "silu", "mish", "elu", "selu", "sigmoid", USER]
+
+
+def _name(act):
+    return act if isinstance(act, str) else "user np.arctan"
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def bench_fc(n, reps):
+    X = np.random.RandomState(0).randn(n, 100)
+    for act in ["relu", *FC_ACTS]:  # warm-up: caches, octave tables
+        ntk_kernel(X[:64], act=act, depth=3)
+    times = {a: [] for a in ["relu", *map(_name, FC_ACTS)]}
+    for _ in range(reps):
+        for act in FC_ACTS:
+            times["relu"].append(_timed(lambda: ntk_kernel(X, act="relu", depth=3)))
+            times[_name(act)].append(
+                _timed(lambda a=act: ntk_kernel(X, act=a, depth=3))
+            )
+    relu = min(times["relu"])
+    rows = []
+    for name, ts in times.items():
+        rows.append(
+            [
+                name,
+                f"{min(ts):.3f}",
+                f"{statistics.median(ts):.3f}",
+                f"{min(ts) / relu:.2f}",
+            ]
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+def bench_conv(reps):
+    from sklearn.datasets import load_digits
+
+    D = load_digits().data[:8]
+    sets = {
+        "digits / 16": D / 16.0,
+        "raw digits (0..16)": D,
+        "N(0, 1) pixels": np.random.RandomState(0).randn(8, 64),
+    }
+    rows = []
+    for label, X in sets.items():
+        for fn in (cnngp_kernel, cntk_kernel):
+            fn(X, act="relu")
+            fn(X, act="tanh")
+            tr, tt = [], []
+            for _ in range(reps):
+                tr.append(_timed(lambda: fn(X, act="relu")))  # noqa: B023
+                for k in Q.stats:
+                    Q.stats[k] = 0
+                tt.append(_timed(lambda: fn(X, act="tanh")))  # noqa: B023
+            hard = Q.stats["hard"]
+            rows.append(
+                [
+                    label,
+                    fn.__name__,
+                    f"{min(tr):.4f}",
+                    f"{min(tt):.4f}",
+                    f"{min(tt) / min(tr):.1f}",
+                    f"{hard} / {Q.stats['pairs']}",
+                ]
+            )
+            print(rows[-1], flush=True)
+    return rows
+
+
+def bench_gp():
+    from sklearn.datasets import load_diabetes
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import WhiteKernel
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_diabetes(return_X_y=True)
+    X = StandardScaler().fit_transform(X)[:200]
+    y = (y[:200] - y[:200].mean()) / y[:200].std()
+    rows = []
+    for act in ("tanh", "relu"):
+        kernel = (
+            NTKKernel(
+                act=act,
+                W_std=1.0,
+                b_std=0.1,
+                W_std_bounds=(0.05, 20.0),
+                b_std_bounds=(1e-3, 10.0),
+            )
+            + WhiteKernel()
+        )
+        gp = GaussianProcessRegressor(kernel, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t = _timed(lambda gp=gp: gp.fit(X, y))
+        rows.append(
+            [
+                act,
+                f"{t:.2f}",
+                str(gp.kernel_),
+                f"{gp.log_marginal_likelihood_value_:.3f}",
+            ]
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+def accuracy():
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_numerical_duals import ACTS
+
+    rows = []
+    with np.load(ROOT / "tests" / "data" / "numerical_dual_reference.npz") as z:
+        kxx, kxy, kyy = z["kxx"], z["kxy"], z["kyy"]
+        for name, act in ACTS.items():
+            S, Sd = act.dual(kxx, kxy, kyy)
+            errs = []
+            for kind, ours in (("s", S), ("d", Sd)):
+                scale = np.sqrt(z[f"{name}_{kind}_dxx"] * z[f"{name}_{kind}_dyy"])
+                errs.append(np.max(np.abs(ours - z[f"{name}_{kind}"]) / scale))
+            rows.append([name, f"{errs[0]:.1e}", f"{errs[1]:.1e}"])
+        checks = {k: float(z[f"check_{k}"]) for k in ("erf", "relu", "sign")}
+        n = kxx.size
+    return rows, checks, n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    n, reps = (1000, 1) if args.quick else (2000, 3)
+    load0 = os.getloadavg()[0]
+    with threads(1):
+        fc = bench_fc(n, reps)
+        conv = bench_conv(reps)
+        gp = bench_gp()
+    acc, checks, npts = accuracy()
+    load1 = os.getloadavg()[0]
+    lines = [
+        "# Numerically integrated duals (tanh, sigmoid, softplus, silu, mish, elu, selu, callables)",
+        "",
+        machine_facts().replace("threads fixed to 2", "threads fixed to 1"),
+        f"1-minute load average at start / end: {load0:.1f} / {load1:.1f} (2 cores, shared).",
+        "",
+        f"## NTK, {n} x 100 inputs, depth 3 (float64)",
+        "",
+        "Best and median of "
+        f"{reps} after a warm-up; relu runs before each activation in every "
+        "repetition, and the ratio is best / best relu.",
+        "",
+        *markdown_table(["activation", "best (s)", "median (s)", "vs relu"], fc),
+        "",
+        "## Exact CNNGP / CNTK (Myrtle-5), eight 8 x 8 images",
+        "",
+        "Best of "
+        f"{reps}. 'hard pairs' counts the pixel pairs (all layers, all repetitions) "
+        "that needed the 2-D rule (large scales with |rho| near 1).",
+        "",
+        *markdown_table(
+            ["images", "kernel", "relu (s)", "tanh (s)", "ratio", "hard pairs / pairs"],
+            conv,
+        ),
+        "",
+        "## Gaussian process, 200 diabetes samples (standardized)",
+        "",
+        "`GaussianProcessRegressor(NTKKernel(act, W_std_bounds=(0.05, 20), "
+        "b_std_bounds=(1e-3, 10)) + WhiteKernel())`, default optimizer, one fit.",
+        "",
+        *markdown_table(
+            ["act", "fit (s)", "fitted kernel", "log marginal likelihood"], gp
+        ),
+        "",
+        "## Accuracy over the reference grid",
+        "",
+        f"{npts} points: 9 variances from 1e-8 to 1e8 pairwise, rho in "
+        "{-1, -(1-1e-6), -0.99, -0.5, 0, 0.2, 0.6, 0.9, 0.99, 0.9999, 1-1e-8, 1}. "
+        "Error = |ours - reference| / sqrt(Sigma(x,x) Sigma(y,y)) (Sigma_dot likewise). "
+        "The reference integrator reproduces the closed forms of erf, relu and sign "
+        "on the same grid to "
+        + ", ".join(f"{k} {v:.1e}" for k, v in checks.items())
+        + ".",
+        "",
+        *markdown_table(
+            ["activation", "worst Sigma error", "worst Sigma_dot error"], acc
+        ),
+        "",
+    ]
+    OUT.write_text("\n".join(lines))
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
