@@ -758,6 +758,29 @@ def _rdiv(xp: Any, c: float, x: Any) -> Any:
     return c / x
 
 
+def _relu_rho(xp: Any, kxx: Any, kxy: Any, kyy: Any) -> tuple[Any, Any]:
+    """ReLU's ``Sigma`` and ``Sigma_dot`` from the (scale-safe) correlation.
+
+    The form without a gap, for the NNGP (C^1 in rho) and where no gap is
+    tracked: ``acos(rho)`` and ``sqrt((1 - rho)(1 + rho))`` of one rounded
+    ``rho`` (``1 - rho`` exact near 1, so the two stay consistent and their
+    first-order errors cancel in ``Sigma``); exact at ``rho = 1``.
+    """
+    sx, sy, _, _ = _norms(xp, kxx, kyy)
+    rho = _correlation(xp, kxx, kxy, kyy)
+    s = _rsub(xp, 1.0, rho)
+    s *= rho + 1.0
+    s = _inplace(xp, "sqrt", s)  # sin(theta)
+    t = _inplace(xp, "acos", rho)
+    t *= -_INV_2PI
+    t += 0.5  # (pi - theta) / (2 pi)
+    s *= sx * _INV_2PI
+    s *= sy
+    S = kxy * t
+    S += s
+    return S, t
+
+
 @_dataclass
 class Relu(_GapDual, _Homogeneous):
     """ReLU ``max(x, 0)``; dual: arc-cosine kernel of degree 1 (Cho & Saul)."""
@@ -779,6 +802,10 @@ class Relu(_GapDual, _Homogeneous):
 
     def _unit(self, degree):
         return _rectified_monomial_unit(1, degree)
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        S, t = _relu_rho(xp, kxx, kxy, kyy)
+        return S, (t if derivative else None)
 
     def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
         S, t, h, neg = _relu_parts(xp, kxx, kxy, kyy, gap, gap_out)
@@ -840,6 +867,15 @@ class LeakyRelu(_GapDual, _Homogeneous):
         if degree >= 1:
             a[1] += self.alpha
         return a
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        S, Sd = _relu_rho(xp, kxx, kxy, kyy)
+        g = (1.0 - self.alpha) ** 2
+        S *= g
+        S += self.alpha * kxy
+        Sd *= g
+        Sd += self.alpha
+        return S, (Sd if derivative else None)
 
     def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
         S, Sd, h, _ = _relu_parts(xp, kxx, kxy, kyy, gap, gap_out)
@@ -1404,7 +1440,9 @@ def _hermite_A(k: int) -> Callable[[int, Any], Any]:
 # --------------------------------------------------------------------------- #
 # Smooth activations with closed-form duals
 # --------------------------------------------------------------------------- #
-def _saturation(xp: Any, kxx: Any, kxy: Any, kyy: Any, gap: Any, inv_g: float) -> tuple:
+def _saturation(
+    xp: Any, kxx: Any, kxy: Any, kyy: Any, gap: Any, inv_g: float, need_w: bool = True
+) -> tuple:
     """``arg = kxy / (qx qy)`` and ``W = sqrt(1 - arg^2)``, ``qx = sqrt(inv_g + kxx)``.
 
     The duals of erf, gelu, the Gaussian and Gabor activations are functions
@@ -1420,7 +1458,7 @@ def _saturation(xp: Any, kxx: Any, kxy: Any, kyy: Any, gap: Any, inv_g: float) -
 
     sums of nonnegative terms.  No products of variances are formed
     (scale-safe).  Returns ``(arg, W, qx, qy, rx, ry)`` (``qx``, ``rx``
-    shaped like ``kxx``).
+    shaped like ``kxx``; ``W`` is ``None`` without a gap unless ``need_w``).
     """
     sx, sy, _, _ = _norms(xp, kxx, kyy)
     qx = xp.sqrt(inv_g + xp.clip(kxx, 0.0, None))
@@ -1429,6 +1467,8 @@ def _saturation(xp: Any, kxx: Any, kxy: Any, kyy: Any, gap: Any, inv_g: float) -
     arg = kxy * (1.0 / qx)
     arg *= 1.0 / qy  # |arg| < 1 up to rounding, which atan2(arg, W) tolerates
     if gap is None:  # moderate variances: |arg| < 1 - 5e-4, no cancellation
+        if not need_w:
+            return arg, None, qx, qy, rx, ry
         W = arg * arg
         W = _rsub(xp, 1.0, W)
         return arg, _inplace(xp, "sqrt", W), qx, qy, rx, ry
@@ -1535,14 +1575,19 @@ class Erf(Activation):
             return S, Sd, None
         a2 = self.a * self.a
         arg, W, qx, qy, _, _ = _saturation(
-            xp, kxx, kxy, kyy, gap, 0.5 / (self.b * self.b)
+            xp, kxx, kxy, kyy, gap, 0.5 / (self.b * self.b), need_w=False
         )
-        S = xp.atan2(arg, W)  # asin(arg)
+        if gap is None:  # |arg| < 1 - 5e-4: asin is well conditioned
+            S = _inplace(xp, "asin", _clip_unit(xp, arg * 1.0))
+        else:
+            S = xp.atan2(arg, W)  # asin(arg), accurate for |arg| ~ 1
         S *= 2.0 * a2 / _PI
         if self.c:
             S += self.c * self.c
         Sd = None
         if derivative:  # (4a²b²/π) / sqrt(det) = (2a²/π) / (qx qy W)
+            if gap is None:  # sqrt(1 - arg²), arg no longer needed
+                W = _inplace(xp, "sqrt", _rsub(xp, 1.0, arg * arg))
             W *= qx
             W *= qy
             Sd = _rdiv(xp, 2.0 * a2 / _PI, W)

@@ -205,6 +205,11 @@ def _pin_pixels(K: np.ndarray, dx: np.ndarray, pairs: tuple, diagonal: bool) -> 
         K[hh, ww, hh, ww, r, c] = dx[hh, ww, r]
 
 
+def _largest_mean_sq(X4: np.ndarray) -> float:
+    with np.errstate(over="ignore"):
+        return float(np.square(X4).reshape(len(X4), -1).mean(axis=1).max(initial=0.0))
+
+
 def _check_self(k: KernelState, i: int, layer: Any, X4: np.ndarray) -> None:
     """Raise ``OverflowError`` naming the layer where a self state overflows."""
     for name, a in (("CNNGP kernel K", k.nngp), ("CNTK Theta", k.ntk)):
@@ -214,11 +219,8 @@ def _check_self(k: KernelState, i: int, layer: Any, X4: np.ndarray) -> None:
             img = int(
                 np.flatnonzero(~np.isfinite(a).reshape(-1, a.shape[-1]).all(0))[0]
             )
-            scale = (
-                float(np.mean(X4[img] ** 2))
-                if np.isfinite(np.mean(X4[img] ** 2))
-                else np.inf
-            )
+            with np.errstate(over="ignore"):
+                scale = float(np.mean(np.square(X4[img])))
             raise OverflowError(
                 f"The {name}(x, x) overflows float64 after layer {i} ({layer!r}) "
                 f"for image {img} of the input, whose mean squared pixel is "
@@ -270,8 +272,14 @@ class ConvNetwork:
         _check_self(k, 0, conv or self.input, X4)
         diags = []
         for i, layer in enumerate(layers, start=1):
-            with np.errstate(over="ignore", invalid="ignore"):
-                k = self._self_layer(layer, k, diagonal, diags)
+            try:
+                with np.errstate(over="ignore", invalid="ignore"):
+                    k = self._self_layer(layer, k, diagonal, diags)
+            except OverflowError as exc:
+                raise OverflowError(
+                    f"{exc} (after layer {i} of {len(layers)}, {layer!r}; input "
+                    f"images up to a mean squared pixel of {_largest_mean_sq(X4):.3g})"
+                ) from exc
             _check_self(k, i, layer, X4)
         return diags, k
 

@@ -328,8 +328,9 @@ def _row_keys(X: Any) -> np.ndarray:
         X.sum_duplicates()
         X.eliminate_zeros()
         X.sort_indices()
+        # The final b"|" keeps NumPy's bytes type from dropping trailing NULs.
         keys = [
-            X.indices[a:b].tobytes() + (X.data[a:b] + 0.0).tobytes()
+            X.indices[a:b].tobytes() + (X.data[a:b] + 0.0).tobytes() + b"|"
             for a, b in zip(X.indptr[:-1], X.indptr[1:])
         ]
         return np.array(keys, dtype=object).astype(bytes)

@@ -300,6 +300,12 @@ def test_overflow_names_layer_activation_and_scale():
         nngp_kernel(X32, act=get("monomial", degree=2))
 
 
+def test_conv_overflow_names_layer():
+    X = np.random.RandomState(0).randn(2, 4, 4, 1) * 30.0
+    with pytest.raises(OverflowError, match=r"Exp.*after layer \d+ of \d+"):
+        cnngp_kernel(X, act="exp", architecture="conv_stack", depth=3)
+
+
 def test_overflow_raises_without_warnings():
     X = np.random.RandomState(0).randn(3, 4) * 1e75
     with warnings.catch_warnings():

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Dims", "Features", "KernelState", "LayerSketch", "gather", "scatter"]
+__all__ = ["Dims", "Features", "KernelState", "LayerSketch", "scatter"]
 
 
 @dataclass(frozen=True)
@@ -85,18 +85,6 @@ def scatter(a: Any, rows: np.ndarray, cols: np.ndarray, values: Any) -> Any:
     host = np.array(to_numpy(a), copy=True)
     host[rows, cols] = to_numpy(values)
     return asxp(host, xp, device=dev)
-
-
-def gather(a: Any, rows: np.ndarray, cols: np.ndarray) -> Any:
-    """``a[rows, cols]`` of a 2-D array of any namespace (a 1-D array)."""
-    if isinstance(a, np.ndarray):
-        return a[rows, cols]
-    from .._backend import asxp, get_namespace_and_device
-
-    xp, _, dev = get_namespace_and_device(a)
-    flat = xp.reshape(a, (-1,))
-    idx = asxp(np.asarray(rows, dtype=np.int64) * a.shape[1] + cols, xp, device=dev)
-    return xp.take(flat, idx)
 
 
 @dataclass(frozen=True)

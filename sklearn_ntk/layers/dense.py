@@ -182,7 +182,8 @@ class Elementwise:
             )
         ntk = None
         if k.ntk is not None:
-            if isinstance(sig_dot, np.ndarray) and sig_dot.shape == sig.shape:
+            own = isinstance(sig_dot, np.ndarray) and sig_dot is not sig
+            if own and sig_dot.shape == sig.shape:
                 sig_dot *= k.ntk  # a temporary of the dual: reuse it
                 ntk = sig_dot
             else:
