@@ -539,7 +539,9 @@ class _NeuralKernel(Kernel):
         X = self._as_float64(X, "X")
         Y = None if Y is None else self._as_float64(Y, "Y")
         K = np.asarray(
-            exact_kernel(self._network(act, self.W_std, self.b_std), X, Y, ntk=self._ntk)
+            exact_kernel(
+                self._network(act, self.W_std, self.b_std), X, Y, ntk=self._ntk
+            )
         )
         if not eval_gradient:
             return K
@@ -564,10 +566,13 @@ class _NeuralKernel(Kernel):
         act = self._validate()
         X = self._as_float64(X, "X")
         net = self._network(act, self.W_std, self.b_std)
-        with trusted_inputs():  # checked by the guard below
-            k = net.kernel_diag(X, ntk=self._ntk)
-        d = np.asarray(k.ntk if self._ntk else k.nngp, dtype=np.float64)
         kind = "NTK" if self._ntk else "NNGP kernel"
+        with trusted_inputs():  # checked by the guard below
+            try:
+                k = net.kernel_diag(X, ntk=self._ntk)
+            except (ArithmeticError, ValueError) as exc:
+                raise _with_context(exc, kind, net, X, None) from exc
+        d = np.asarray(k.ntk if self._ntk else k.nngp, dtype=np.float64)
         return check_finite_result(
             d, what=f"The diagonal of the {kind}", network=net, ntk=self._ntk, X=X
         )

@@ -306,6 +306,9 @@ def identical_pairs(X: Any, Y: Any = None) -> tuple[np.ndarray, np.ndarray]:
     size of the inputs.  Sorted by row.  Their kernel is copied from the
     diagonal states, so that it is exactly ``K(x, x)`` (``rho = 1``).
     """
+    if Y is not None and sp.issparse(X) != sp.issparse(Y):
+        # One key type for both: the sparse keys (a dense row as CSR).
+        X, Y = sp.csr_matrix(to_numpy(X)), sp.csr_matrix(to_numpy(Y))
     kx = _row_keys(X)
     ky = kx if Y is None or Y is X else _row_keys(Y)
     _, inv = np.unique(np.concatenate([kx, ky]), return_inverse=True)

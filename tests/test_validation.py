@@ -583,3 +583,18 @@ def test_conv_sketches_name_a_non_numpy_input(Est, dispatch):
     X = xps.asarray(np.random.RandomState(0).rand(4, 16))
     with pytest.raises(TypeError, match=r"NumPy only: X is a array_api_strict"):
         Est(n_components=32, random_state=0).fit(X)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+def test_dense_x_with_sparse_y(fmt):
+    """A dense X with a sparse Y (and the reverse) is a valid pair: the kernel
+    equals the dense one, and the identical rows get the exact diagonal."""
+    X = _X(n=5, d=6)
+    X[:, 1] = 0.0
+    K = nngp_kernel(X, act="sign", depth=2)
+    Ks = nngp_kernel(X, sp.csr_matrix(X).asformat(fmt), act="sign", depth=2)
+    Kd = nngp_kernel(sp.csr_matrix(X).asformat(fmt), X, act="sign", depth=2)
+    for M in (Ks, Kd):
+        np.testing.assert_allclose(M, K, rtol=0, atol=64 * np.finfo(float).eps)
+        # Identical rows: the diagonal states, bit for bit by construction.
+        np.testing.assert_array_equal(np.diag(M), np.diag(K))
