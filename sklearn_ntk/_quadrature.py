@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 from scipy.linalg.blas import dgemm as _dgemm
 
-from ._hermite import gauss_legendre
+from ._hermite import gauss_hermite, gauss_legendre
 
 __all__ = [
     "direct_moments",
@@ -158,39 +158,35 @@ def parity(fn: Callable[[np.ndarray], np.ndarray]) -> int:
     return -1
 
 
-def _kinked_rule(r: float, kinks: tuple[float, ...], width: float):
-    """Per-scale rule: the universal breakpoints plus ``(k + {0, ±2^j}) / r`` for
-    the kinks ``k != 0`` of a user activation (the kink moves with the scale)."""
+def _kinked_rules(r: np.ndarray, kinks: tuple[float, ...], width: float):
+    """Per-scale rules ``(z, w)`` of shape ``(len(r), Q)``: the universal
+    breakpoints plus ``(k + {0, ±2^j}) / r`` for the kinks ``k != 0`` of a user
+    activation (such a kink moves with the scale).  Every scale gets the same
+    number of panels (repeated points make empty ones), so that each row's
+    sums have one fixed length and order: a scale's moments do not depend on
+    which other scales are computed with it."""
     geom = 2.0 ** np.arange(_GEOM_MIN_EXP, 0)
     lin = np.arange(0.5 + width, _L1 + 0.5 * width, width)
     pos = np.concatenate([[0.0], geom, lin])
-    bp = [pos, -pos]
-    if r > 0:
-        for k in kinks:
-            if k != 0:
-                bp.append((k + np.concatenate([[0.0], -_LADDER, _LADDER])) / r)
-    bp = np.unique(np.clip(np.concatenate(bp), -_L1, _L1))
+    base = np.concatenate([-pos[:0:-1], pos])
+    extra = [(k + np.concatenate([[0.0], -_LADDER, _LADDER])) for k in kinks if k != 0]
+    extra = np.concatenate(extra) if extra else np.zeros(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        moving = np.where(r[:, None] > 0, extra[None, :] / r[:, None], 0.0)
+    bp = np.concatenate([np.broadcast_to(base, (r.size, base.size)), moving], axis=1)
+    bp = np.clip(bp, -_L1, _L1)
+    bp.sort(axis=1)
     xg, wg = gauss_legendre(_PANEL_NODES)
-    half = 0.5 * (bp[1:] - bp[:-1])
-    z = ((0.5 * (bp[1:] + bp[:-1]))[:, None] + half[:, None] * xg).ravel()
-    w = (half[:, None] * wg).ravel() * np.exp(-0.5 * z * z) * _INV_SQRT_2PI
+    half = 0.5 * (bp[:, 1:] - bp[:, :-1])
+    z = ((0.5 * (bp[:, 1:] + bp[:, :-1]))[:, :, None] + half[:, :, None] * xg).reshape(
+        r.size, -1
+    )
+    w = (
+        (half[:, :, None] * wg).reshape(r.size, -1)
+        * np.exp(-0.5 * z * z)
+        * _INV_SQRT_2PI
+    )
     return z, w
-
-
-def _hermite_columns(z: np.ndarray, w: np.ndarray, degree: int) -> np.ndarray:
-    H = np.empty((z.size, degree + 1))
-    h_prev = np.ones_like(z)
-    H[:, 0] = w
-    if degree >= 1:
-        h = z.copy()
-        H[:, 1] = w * h
-        for n in range(1, degree):
-            h_next = z * h
-            h_next -= sqrt(n) * h_prev
-            h_next *= 1.0 / sqrt(n + 1)
-            h_prev, h = h, h_next
-            H[:, n + 1] = w * h
-    return H
 
 
 def direct_moments(
@@ -207,12 +203,25 @@ def direct_moments(
     sq = np.empty(S)
     anti = np.empty(S)
     if any(k != 0 for k in kinks):
-        for s in range(S):
-            z, w = _kinked_rule(float(r[s]), kinks, width)
-            fp, fm = _eval(g, r[s] * z), _eval(g, -r[s] * z)
-            coef[s] = fp @ _hermite_columns(z, w, degree)
-            sq[s] = (fp * fp) @ w
-            anti[s] = (fp * fm) @ w
+        for s0 in range(0, S, _BATCH):
+            rb = r[s0 : s0 + _BATCH]
+            z, w = _kinked_rules(rb, kinks, width)
+            fp, fm = _eval(g, rb[:, None] * z), _eval(g, -rb[:, None] * z)
+            fw = fp * w
+            sq[s0 : s0 + rb.size] = np.einsum("sq,sq->s", fw, fp)
+            anti[s0 : s0 + rb.size] = np.einsum("sq,sq->s", fw, fm)
+            # normalized Hermite recurrence, one degree at a time
+            h_prev, h = np.ones_like(z), z.copy()
+            out = coef[s0 : s0 + rb.size]
+            out[:, 0] = fw.sum(axis=1)
+            if degree >= 1:
+                out[:, 1] = np.einsum("sq,sq->s", fw, h)
+            for n in range(1, degree):
+                h_next = z * h
+                h_next -= sqrt(n) * h_prev
+                h_next *= 1.0 / sqrt(n + 1)
+                h_prev, h = h, h_next
+                out[:, n + 1] = np.einsum("sq,sq->s", fw, h)
     else:
         z, w = universal_rule(width)
         H = _weighted_hermite(degree, width)
@@ -324,7 +333,8 @@ class _Interval:
 
 def _build_octave(g, j, degree, kinks, depth=0):
     iv = _Interval(g, float(j), float(j) + 2.0**-depth, degree, kinks)
-    xc = np.cos(pi * (np.arange(_CHEB_P - 1) + 0.5) / (_CHEB_P - 1))
+    n_check = _CHEB_P - 1 if degree <= _MAX_DEGREE else 7  # cheaper for 1023
+    xc = np.cos(pi * (np.arange(n_check) + 0.5) / n_check)
     tc = iv.lo + (xc + 1) * 0.5 * (iv.hi - iv.lo)
     coef, sq, anti = direct_moments(g, 2.0**tc, degree, kinks)
     approx = iv(tc)
@@ -421,8 +431,11 @@ TOL = 1e-10
 #: gathered pass (coefficients computed directly up to degree 255).
 _BULK_TIERS = (12, 16, 20, 24, 32)
 _GATHER_TIERS = (48, 64, 96, 128, 192, 256)
-#: Highest Hermite degree ever used (the 1-D rule with 0.5-wide panels).
 _MAX_DEGREE = 255
+#: Last series stage (large scales with |ρ| up to ~0.98): degrees up to 1023.
+_HIGH_TIERS = (384, 512, 768, 1024)
+_TOP_DEGREE = 1023
+_HIGH_RHO = 0.99
 #: Pair entries per block of the bulk pass (a few arrays of this size stay in L2).
 _CHUNK = 1 << 16
 #: Continue on the gathered unsettled pairs once fewer than this share remain.
@@ -699,19 +712,26 @@ def _bulk_pass(m, gam, ix, iy, cys, gy, gy_lo, gy_hi, rho, absr, var, out, pw=No
     )
 
 
-def _gathered_pass(m, gam, jx, jy, rho, absr):
-    """Tiered series on gathered pairs (1-D, coefficients up to degree 255);
-    returns the values and the unsettled mask."""
+def _gathered_pass(m, gam, jx, jy, rho, absr, tiers=None):
+    """Tiered series on gathered pairs (1-D; ``tiers`` default to
+    ``_GATHER_TIERS``); returns the values and the unsettled mask."""
     var = rho * rho if m.parity >= 0 else rho
     out = np.zeros_like(rho)
-    cx, cy = m.coef[:, jx], m.coef[:, jy]
     gx, gy = gam[:, jx], gam[:, jy]
 
     def thr(t, buf):
         np.multiply(gx[t], gy[t], out=buf)
 
     rest = _series(
-        m, _GATHER_TIERS, lambda d: cx[d], lambda d: cy[d], thr, rho, absr, var, out
+        m,
+        _GATHER_TIERS if tiers is None else tiers,
+        lambda d: np.take(m.coef[d], jx),
+        lambda d: np.take(m.coef[d], jy),
+        thr,
+        rho,
+        absr,
+        var,
+        out,
     )
     left = np.zeros(rho.size, dtype=bool)
     if rest is not None:
@@ -734,6 +754,12 @@ _LADDER = 2.0 ** np.arange(6)
 _LONG_LADDER = 2.0 ** np.arange(24)
 _GL2 = 8
 _PAIR_BATCH = 4
+#: Gauss-Hermite inner rule where ``sy c <= 1/2`` for the built-in analytic
+#: activations: ``σ(mu + τ w)`` is analytic in a strip of half-width
+#: ``(π/2)/τ >= π`` (tanh's poles); 32 nodes already meet 1e-10 on the
+#: reference grid.
+_GH_TAU = 0.5
+_GH_NODES = 40
 
 
 def _rule(bp: np.ndarray, phi: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -815,14 +841,26 @@ def pair_quadrature(
     ladder = _LADDER if saturating else _LONG_LADDER
     S = np.empty(kxx.size)
     Sd = np.empty(kxx.size) if dfn is not None else None
-    batch = _PAIR_BATCH if smooth is None else 64 * _PAIR_BATCH
-    for e0 in range(0, kxx.size, batch):
-        sl = slice(e0, e0 + batch)
-        S[sl], d = _pair_batch(
-            fn, dfn, sx[sl], sy[sl], rho[sl], c[sl], centers, kinks, ladder, smooth
-        )
-        if Sd is not None:
-            Sd[sl] = d
+    # Pairs whose inner integrand is smooth on the scale of the Gaussian
+    # (σ analytic, sy c <= 1) take a Gauss-Hermite inner rule.
+    gh = np.zeros(kxx.size, dtype=bool)
+    if smooth is None and saturating and len(kinks) == 0:
+        gh = sy * c <= _GH_TAU
+    for group, batch, mode in (
+        (
+            np.flatnonzero(~gh),
+            _PAIR_BATCH if smooth is None else 64 * _PAIR_BATCH,
+            smooth,
+        ),
+        (np.flatnonzero(gh), 4 * _PAIR_BATCH, "gh"),
+    ):
+        for e0 in range(0, group.size, batch):
+            sl = group[e0 : e0 + batch]
+            S[sl], d = _pair_batch(
+                fn, dfn, sx[sl], sy[sl], rho[sl], c[sl], centers, kinks, ladder, mode
+            )
+            if Sd is not None:
+                Sd[sl] = d
     return S, Sd
 
 
@@ -874,6 +912,14 @@ def _pair_batch(fn, dfn, sx, sy, rho, c, centers, kinks, ladder, smooth=None):
         a, wa = _rule(pts, phi=True)  # (E, Ko)
         ua = sx[:, None] * a
         mu = srho[:, None] * a  # E[v | a]
+        if isinstance(smooth, str):  # Gauss-Hermite inner rule
+            zh, wh = gauss_hermite(_GH_NODES)
+            v = mu[..., None] + tau[:, None, None] * zh
+            S = np.einsum("ek,ek,ekl,l->e", wa, _eval(fn, ua), _eval(fn, v), wh)
+            Sd = None
+            if dfn is not None:
+                Sd = np.einsum("ek,ek,ekl,l->e", wa, _eval(dfn, ua), _eval(dfn, v), wh)
+            return S, Sd
         if smooth is not None:
             tb = np.broadcast_to(tau[:, None], mu.shape)
             S = np.einsum("ek,ek,ek->e", wa, _eval(fn, ua), smooth(mu, tb, False))
@@ -1063,7 +1109,7 @@ def numerical_dual(
         done_special = e[selfp | antip]
     # Gathered series, then the 2-D rule, for the unsettled pairs.
     hard: list[np.ndarray] = []
-    for q, (g, par) in enumerate(fns):
+    for q in range(len(fns)):
         if not pend[q]:
             hard.append(np.zeros(0, dtype=np.intp))
             continue
@@ -1071,19 +1117,36 @@ def numerical_dual(
         if e.size == 0:
             hard.append(e)
             continue
-        used, j = np.unique(
-            np.concatenate([flat_ix(e), flat_iy(e)]), return_inverse=True
-        )
-        jx, jy = j[: e.size], j[e.size :]
-        deg = min(_MAX_DEGREE, int(_degrees(par, _GATHER_TIERS[-1])[-1]))
-        m2 = Moments(*direct_moments(g, r[used], deg, kinks), par)
-        _check_finite(act, m2, r[used])
-        gam2 = _thresholds(m2, _GATHER_TIERS)
         rho = flat_xy[e] * (inv[flat_ix(e)] * inv[flat_iy(e)])
         np.clip(rho, -1.0, 1.0, out=rho)
-        vals, rest = _gathered_pass(m2, gam2, jx, jy, rho, np.abs(rho))
-        outs[q].reshape(-1)[e] = vals
-        hard.append(e[rest])
+        # Higher degrees for fewer pairs: up to 255, then up to 1023 (the
+        # coefficients come from the per-activation cache of each degree).
+        hard_q = []
+        stages = [(_GATHER_TIERS, _MAX_DEGREE)]
+        if not any(k != 0 for k in kinks):  # moving kinks: no degree-1023 tables
+            stages.append((_HIGH_TIERS, _TOP_DEGREE))
+        for stage, (tiers, deg) in enumerate(stages):
+            if stage:  # |ρ|^1024 > TOL beyond 0.99: leave those to the 2-D rule
+                keep = np.abs(rho) <= _HIGH_RHO
+                hard_q.append(e[~keep])
+                e, rho = e[keep], rho[keep]
+                if e.size == 0:
+                    break
+            sx_i, sy_i = flat_ix(e), flat_iy(e)
+            used, j = np.unique(np.concatenate([sx_i, sy_i]), return_inverse=True)
+            m2 = scale_moments(act, bool(q), r[used], deg, kinks)
+            _check_finite(act, m2, r[used])
+            gam2 = _thresholds(m2, tiers)
+            vals, rest = _gathered_pass(
+                m2, gam2, j[: e.size], j[e.size :], rho, np.abs(rho), tiers
+            )
+            done = ~rest
+            outs[q].reshape(-1)[e[done]] = vals[done]
+            e, rho = e[rest], rho[rest]
+            if e.size == 0:
+                break
+        hard_q.append(e)
+        hard.append(np.concatenate(hard_q))
     union = np.unique(np.concatenate(hard)) if hard else np.zeros(0, dtype=np.intp)
     stats["pairs"] += B * X * Y
     stats["gathered"] += sum(len(np.concatenate(p)) if p else 0 for p in pend)
