@@ -136,7 +136,7 @@ def rule_width(degree: int) -> float:
 #: Scales per matrix product.  OpenBLAS computes edge tiles with other kernels,
 #: so a row's result depends on the batch it is in; fixed, zero-padded batches
 #: make every coefficient a deterministic function of its own scale.
-_BATCH = 64
+_BATCH = 16
 
 
 def _eval(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
@@ -331,7 +331,10 @@ class _Interval:
         return _combine(_bary(x, _CHEB_P), self.vals)
 
 
-def _build_octave(g, j, degree, kinks, depth=0):
+def _build_octave(g, j, degree, kinks, tol=_CHECK_TOL, depth=0):
+    """Interpolants on ``[j, j + 1)`` in ``log2 r``, halving (at most twice) where
+    the check against direct values at interleaved points fails; None if
+    even quarter octaves fail (the scales there are then computed directly)."""
     iv = _Interval(g, float(j), float(j) + 2.0**-depth, degree, kinks)
     n_check = _CHEB_P - 1 if degree <= _MAX_DEGREE else 7  # cheaper for 1023
     xc = np.cos(pi * (np.arange(n_check) + 0.5) / n_check)
@@ -342,10 +345,10 @@ def _build_octave(g, j, degree, kinks, depth=0):
     err = np.abs(approx - np.concatenate([coef, sq[:, None], anti[:, None]], axis=1))
     err[:, :-2] /= scale
     err[:, -2:] /= scale * scale
-    if np.max(err) <= _CHECK_TOL or depth >= 4:
-        return [iv] if np.max(err) <= _CHECK_TOL else None
-    left = _build_octave(g, j, degree, kinks, depth + 1)
-    right = _build_octave(g, j + 2.0 ** -(depth + 1), degree, kinks, depth + 1)
+    if np.max(err) <= tol or depth >= 2:
+        return [iv] if np.max(err) <= tol else None
+    left = _build_octave(g, j, degree, kinks, tol, depth + 1)
+    right = _build_octave(g, j + 2.0 ** -(depth + 1), degree, kinks, tol, depth + 1)
     return None if left is None or right is None else left + right
 
 
@@ -404,7 +407,13 @@ def _scale_moments(act, derivative, r, degree, kinks):
     for jj in np.unique(j[inside]).astype(int):
         ivs = tables.get(jj)
         if ivs is None:
-            ivs = _build_octave(g, jj, degree, kinks) or False
+            # a finite-difference derivative is itself only ~1e-10 accurate
+            tol = (
+                1e-10
+                if derivative and getattr(act, "_fd_derivative", False)
+                else _CHECK_TOL
+            )
+            ivs = _build_octave(g, jj, degree, kinks, tol) or False
             tables[jj] = ivs
         sel = np.flatnonzero(j == jj)
         if ivs is False:
@@ -1123,7 +1132,12 @@ def numerical_dual(
         # coefficients come from the per-activation cache of each degree).
         hard_q = []
         stages = [(_GATHER_TIERS, _MAX_DEGREE)]
-        if not any(k != 0 for k in kinks):  # moving kinks: no degree-1023 tables
+        # Degree-1023 tables, except for moving kinks (slow tables) and where the
+        # 2-D rule has a closed-form inner integral (elu, selu: fast anyway).
+        if (
+            not any(k != 0 for k in kinks)
+            and getattr(act, "_gauss_smooth", None) is None
+        ):
             stages.append((_HIGH_TIERS, _TOP_DEGREE))
         for stage, (tiers, deg) in enumerate(stages):
             if stage:  # |ρ|^1024 > TOL beyond 0.99: leave those to the 2-D rule

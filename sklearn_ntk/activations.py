@@ -1860,6 +1860,10 @@ class Numerical(_Quadrature):
     def _kinks(self) -> tuple[float, ...]:  # type: ignore[override]
         return self.kinks
 
+    @property
+    def _fd_derivative(self) -> bool:
+        return self.derivative_fn is None
+
     def _fn(self, x):
         return np.asarray(self.fn(x), dtype=np.float64)
 
