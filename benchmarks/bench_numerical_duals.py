@@ -17,7 +17,7 @@ Writes ``benchmarks/results/numerical_duals.md``:
 Threads are fixed to 1 (threadpoolctl).  Run, with the BLAS variables of
 this machine unset (see shared/reference/benchmarking.md)::
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_numerical_duals.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=. python benchmarks/bench_numerical_duals.py
 
 ``--quick`` uses 1000 rows and one repetition.
 """
@@ -208,8 +208,9 @@ def main() -> None:
         "## Exact CNNGP / CNTK (Myrtle-5), eight 8 x 8 images",
         "",
         "Best of "
-        f"{reps}. 'hard pairs' counts the pixel pairs (all layers, all repetitions) "
-        "that needed the 2-D rule (large scales with |rho| near 1).",
+        f"{reps}. 'hard pairs' counts the pixel pairs of one call (all its layers) "
+        "that needed the 2-D rule (large scales with |rho| near 1); the others "
+        "were settled by the series.",
         "",
         *markdown_table(
             ["images", "kernel", "relu (s)", "tanh (s)", "ratio", "hard pairs / pairs"],

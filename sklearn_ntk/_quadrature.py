@@ -308,10 +308,14 @@ def _bary(x: np.ndarray, P: int) -> np.ndarray:
 
 
 def _combine(L: np.ndarray, vals: np.ndarray) -> np.ndarray:
-    """``L @ vals`` by elementwise passes (no BLAS: a deterministic result per row)."""
-    out = L[:, :1] * vals[0]
-    for p in range(1, L.shape[1]):
-        out += L[:, p : p + 1] * vals[p]
+    """``L @ vals`` in zero-padded batches of ``_BATCH`` rows (a fixed GEMM
+    shape: each row's result depends on that row alone, see ``_BATCH``)."""
+    out = np.empty((L.shape[0], vals.shape[1]))
+    for s0 in range(0, L.shape[0], _BATCH):
+        Lb = L[s0 : s0 + _BATCH]
+        pad = np.zeros((_BATCH, L.shape[1]))
+        pad[: Lb.shape[0]] = Lb
+        out[s0 : s0 + Lb.shape[0]] = (pad @ vals)[: Lb.shape[0]]
     return out
 
 
