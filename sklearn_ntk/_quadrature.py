@@ -1005,7 +1005,8 @@ def _layout(kxx: np.ndarray, kxy: np.ndarray, kyy: np.ndarray):
     inverse = np.argsort(perm)
 
     def back(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a.reshape(permuted).transpose(inverse))
+        out = a.reshape(permuted).transpose(inverse)
+        return out if out.flags.c_contiguous else out.copy()  # keeps 0-d shapes
 
     return x2, xy, y2, back
 

@@ -1756,7 +1756,7 @@ class Numerical(_Quadrature):
     0.394294
     >>> kinked = Numerical(lambda x: np.maximum(x, 1.0), kinks=(1.0,))
     >>> round(float(kinked.dual(4.0, 2.0, 1.0)[0]), 6)  # E[max(2z, 1) max(z, 1)]
-    1.712902
+    1.712904
     """
 
     fn: Callable[[np.ndarray], np.ndarray] = None  # type: ignore[assignment]
