@@ -12,28 +12,37 @@ correlation, in three tiers:
    (same with ``σ'``), and the exact 1-D moments ``E[σ(r z)²]``,
    ``E[σ(r z) σ(-r z)]``, by one fixed composite Gauss-Legendre rule
    (:func:`universal_rule`) whose panels are geometric near 0, so that it
-   resolves ``σ(r z)`` at every scale ``r`` up to ``1e8`` at once.  Because
-   the rule does not depend on ``r``, every coefficient is a deterministic
-   function of its own scale, and all scales are one matrix product.
+   resolves ``σ(r z)`` at every scale ``r`` up to ``1e8`` at once.  They are
+   tabulated once per activation on each octave of ``r`` and interpolated
+   (:func:`scale_moments`; each table is checked against direct values when
+   built), so a scale costs a few dozen multiply-adds.
 2. **Per pair, Mehler series** ``Σ = Σ_n a_n(r_x) a_n(r_y) ρ^n``, summed by
-   Horner's rule in blocks ending at fixed degrees ("tiers").  By
+   Horner's rule in blocks ending at fixed numbers of terms ("tiers").  By
    Cauchy-Schwarz the remainder after degree ``N`` is at most
    ``|ρ|^(N+1) sqrt(T_x(N) T_y(N))`` with the exact tails
    ``T(N) = E[σ(r z)²] - Σ_{n<=N} a_n(r)²``; each pair stops at the first tier
-   where this certified bound is below the tolerance.  The bound and the sum
-   are symmetric in ``x <-> y`` and the tier is a function of the pair alone,
-   so the kernel is symmetric to the last bit.
-3. **Per pair, 2-D quadrature** for the few pairs where the series would
-   need too many terms (large scales with ``|ρ|`` near 1, or the slowly
-   converging kinked elu/selu near ``|ρ| = 1``): an iterated composite
-   Gauss-Legendre rule in ``a = u / sqrt(kxx)`` and the conditional variable
-   of ``v`` given ``u``, with breakpoints at every place where ``σ(u)``,
-   ``σ(v)`` or the conditional mean change behaviour (:func:`pair_quadrature`),
-   evaluated on a canonical ordering ``kxx <= kyy``.
+   where this certified bound is below ``TOL = 1e-10``.  Pairs that need
+   more than 32 terms are gathered and continued with coefficients up to
+   degree 255, then (large scales, ``|ρ| <= 0.99``) up to degree 1023.
+3. **Per pair, 2-D quadrature** for the few pairs the series cannot settle
+   (large scales with ``|ρ|`` near 1, kinked activations near ``|ρ| = 1``):
+   an iterated composite Gauss-Legendre rule in ``a = u / sqrt(kxx)`` and the
+   conditional variable of ``v`` given ``u``, with breakpoints at every place
+   where ``σ(u)``, ``σ(v)`` or the conditional mean change behaviour
+   (:func:`pair_quadrature`); the inner integral is in closed form for
+   elu/selu and by Gauss-Hermite where it is smooth.
+
+Exact symmetry: every pair's value is a fixed sequence of IEEE operations on
+its own data (products of the two scales' coefficients, tier thresholds that
+are products of per-scale factors, the 2-D rule on the ordered pair
+``kxx <= kyy``), whatever else is computed with it, so ``Σ(x, y)`` and
+``Σ(y, x)`` agree to the last bit.  The BLAS calls keep this: matrix products
+run in fixed-size padded batches, and rank-1 updates are used only where a
+check shows them bit-identical to NumPy's (:func:`_rank1_ok`).
 
 Pairs with ``kxx == kyy == ± kxy`` bitwise (an input paired with itself) get
-the 1-D moments of tier 1 exactly, so ``Σ(x, x)`` is the same number whether
-it comes from a diagonal or a full call.
+the 1-D moments exactly, so ``Σ(x, x)`` is the same number whether it comes
+from a diagonal or a full call.
 """
 
 from __future__ import annotations
@@ -97,8 +106,20 @@ def universal_rule(width: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     return z, w
 
 
-@lru_cache(maxsize=8)
 def _weighted_hermite(degree: int, width: float) -> np.ndarray:
+    """``H[k, n] = w_k h_n(z_k)`` (cached up to degree 255: the degree-1023
+    matrix, 22 MB, is only needed while building a table, so it is rebuilt)."""
+    if degree <= _MAX_DEGREE:
+        return _weighted_hermite_cached(degree, width)
+    return _weighted_hermite_build(degree, width)
+
+
+@lru_cache(maxsize=8)
+def _weighted_hermite_cached(degree: int, width: float) -> np.ndarray:
+    return _weighted_hermite_build(degree, width)
+
+
+def _weighted_hermite_build(degree: int, width: float) -> np.ndarray:
     """``H[k, n] = w_k h_n(z_k)`` on :func:`universal_rule` (F-ordered for GEMM).
 
     The normalized recurrence cannot overflow here: ``|h_n(z)| <= 1.09 e^{z²/4}``
@@ -284,7 +305,7 @@ _OCT_MIN, _OCT_MAX = -14, 14  # scales 6e-5 .. 3e4 (variances 4e-9 .. 3e8)
 _CHECK_TOL = 4e-14
 _cache: dict = {}
 _cache_lock = threading.Lock()
-_CACHE_SIZE = 32
+_CACHE_SIZE = 16
 
 
 def _cheb_nodes(P: int) -> np.ndarray:
