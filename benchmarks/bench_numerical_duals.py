@@ -17,7 +17,7 @@ Writes ``benchmarks/results/numerical_duals.md``:
 Threads are fixed to 1 (threadpoolctl).  Run, with the BLAS variables of
 this machine unset (see shared/reference/benchmarking.md)::
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_numerical_duals.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=. python benchmarks/bench_numerical_duals.py
 
 ``--quick`` uses 1000 rows and one repetition.
 """
@@ -37,7 +37,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine_facts, markdown_table, threads
 
-from sklearn_ntk import NTKKernel, activations, cnngp_kernel, cntk_kernel, ntk_kernel
+from sklearn_ntk import (
+    NTKKernel,
+    activations,
+    cnngp_kernel,
+    cntk_kernel,
+    nngp_kernel,
+    ntk_kernel,
+)
 from sklearn_ntk import _quadrature as Q
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,6 +186,78 @@ def accuracy():
     return rows, checks, n
 
 
+def issue_examples():
+    """The figures quoted in the issue, measured again."""
+    from sklearn.gaussian_process import GaussianProcessRegressor
+
+    from sklearn_ntk import NNGPKernel
+
+    rows = []
+    for k, exact in ((100.0, "1.90 (true 6.23)"), (1e6, "1.0 (true 532)")):
+        v = ntk_kernel(np.array([[np.sqrt(k)]]), act="tanh")[0, 0]
+        rows.append([f"ntk_kernel([[{np.sqrt(k):g}]], act='tanh')", f"{v:.7f}", exact])
+    rng = np.random.RandomState(0)
+    X = rng.randn(200, 10) * np.exp(rng.uniform(np.log(0.3), np.log(3), (200, 1)))
+    t = _timed(lambda: ntk_kernel(X, act="tanh", depth=3))
+    K = ntk_kernel(X, act="tanh", depth=3)
+    asym = np.abs(K - K.T).max() / np.abs(K).max()
+    rows.append(
+        ["200 x 10, rows scaled 0.3..3, tanh NTK depth 3: time", f"{t:.3f} s", "58 s"]
+    )
+    rows.append(["same: max abs(K - K.T) / max abs(K)", f"{asym:.1e}", "1.4e-3"])
+    X40 = rng.randn(40, 5)
+    y40 = np.sin(X40[:, 0])
+    gp = GaussianProcessRegressor(NNGPKernel(act="tanh"))
+    t = _timed(lambda: gp.fit(X40, y40))
+    rows.append(
+        [
+            "GaussianProcessRegressor(NNGPKernel(act='tanh')), 40 points",
+            f"{t:.3f} s",
+            "384 s",
+        ]
+    )
+    return rows
+
+
+def oracle_tanh():
+    """The neural-tangents oracle's tanh cases: ours, the oracle (120-node
+    Gauss-Hermite) and the high-precision recomputation."""
+    import json
+
+    data = ROOT / "tests" / "data"
+    cases = [
+        c
+        for c in json.loads((data / "oracle.json").read_text())
+        if c["kind"] == "fc" and c["act"]["name"] == "tanh"
+    ]
+    rows = []
+    with (
+        np.load(data / "oracle.npz") as orc,
+        np.load(data / "numerical_dual_reference.npz") as hp,
+    ):
+        for c in cases:
+            for name, fn in (("nngp", nngp_kernel), ("ntk", ntk_kernel)):
+                ours = fn(
+                    orc[c["key"] + "_X"],
+                    act="tanh",
+                    depth=c["depth"],
+                    W_std=c["W_std"],
+                    b_std=c["b_std"],
+                )
+                ref, truth = orc[f"{c['key']}_{name}"], hp[f"oracle_{c['key']}_{name}"]
+                scale = np.abs(truth).max()
+                rows.append(
+                    [
+                        f"{c['key']} {name} (depth {c['depth']}, W_std {c['W_std']}, "
+                        f"b_std {c['b_std']})",
+                        f"{np.abs(ours - truth).max() / scale:.1e}",
+                        f"{np.abs(ref - truth).max() / scale:.1e}",
+                        f"{np.abs(ours - ref).max() / scale:.1e}",
+                    ]
+                )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
@@ -189,7 +268,9 @@ def main() -> None:
         fc = bench_fc(n, reps)
         conv = bench_conv(reps)
         gp = bench_gp()
+        issue = issue_examples()
     acc, checks, npts = accuracy()
+    orc = oracle_tanh()
     load1 = os.getloadavg()[0]
     lines = [
         "# Numerically integrated duals (tanh, sigmoid, softplus, silu, mish, elu, selu, callables)",
@@ -208,8 +289,9 @@ def main() -> None:
         "## Exact CNNGP / CNTK (Myrtle-5), eight 8 x 8 images",
         "",
         "Best of "
-        f"{reps}. 'hard pairs' counts the pixel pairs (all layers, all repetitions) "
-        "that needed the 2-D rule (large scales with |rho| near 1).",
+        f"{reps}. 'hard pairs' counts the pixel pairs of one call (all its layers) "
+        "that needed the 2-D rule (large scales with |rho| near 1); the others "
+        "were settled by the series.",
         "",
         *markdown_table(
             ["images", "kernel", "relu (s)", "tanh (s)", "ratio", "hard pairs / pairs"],
@@ -225,6 +307,10 @@ def main() -> None:
             ["act", "fit (s)", "fitted kernel", "log marginal likelihood"], gp
         ),
         "",
+        "## The issue's examples",
+        "",
+        *markdown_table(["example", "now", "issue"], issue),
+        "",
         "## Accuracy over the reference grid",
         "",
         f"{npts} points: 9 variances from 1e-8 to 1e8 pairwise, rho in "
@@ -237,6 +323,17 @@ def main() -> None:
         "",
         *markdown_table(
             ["activation", "worst Sigma error", "worst Sigma_dot error"], acc
+        ),
+        "",
+        "## neural-tangents oracle, tanh cases",
+        "",
+        "The oracle (tests/data/oracle.*) integrated tanh with 120-node Gauss-Hermite. "
+        "'truth' is the same network recomputed layer by layer with the nested "
+        "adaptive quadrature of benchmarks/make_dual_reference.py.  Errors are "
+        "max |difference| / max |truth|.",
+        "",
+        *markdown_table(
+            ["case", "ours vs truth", "oracle vs truth", "ours vs oracle"], orc
         ),
         "",
     ]

@@ -12,28 +12,37 @@ correlation, in three tiers:
    (same with ``σ'``), and the exact 1-D moments ``E[σ(r z)²]``,
    ``E[σ(r z) σ(-r z)]``, by one fixed composite Gauss-Legendre rule
    (:func:`universal_rule`) whose panels are geometric near 0, so that it
-   resolves ``σ(r z)`` at every scale ``r`` up to ``1e8`` at once.  Because
-   the rule does not depend on ``r``, every coefficient is a deterministic
-   function of its own scale, and all scales are one matrix product.
+   resolves ``σ(r z)`` at every scale ``r`` up to ``1e8`` at once.  They are
+   tabulated once per activation on each octave of ``r`` and interpolated
+   (:func:`scale_moments`; each table is checked against direct values when
+   built), so a scale costs a few dozen multiply-adds.
 2. **Per pair, Mehler series** ``Σ = Σ_n a_n(r_x) a_n(r_y) ρ^n``, summed by
-   Horner's rule in blocks ending at fixed degrees ("tiers").  By
+   Horner's rule in blocks ending at fixed numbers of terms ("tiers").  By
    Cauchy-Schwarz the remainder after degree ``N`` is at most
    ``|ρ|^(N+1) sqrt(T_x(N) T_y(N))`` with the exact tails
    ``T(N) = E[σ(r z)²] - Σ_{n<=N} a_n(r)²``; each pair stops at the first tier
-   where this certified bound is below the tolerance.  The bound and the sum
-   are symmetric in ``x <-> y`` and the tier is a function of the pair alone,
-   so the kernel is symmetric to the last bit.
-3. **Per pair, 2-D quadrature** for the few pairs where the series would
-   need too many terms (large scales with ``|ρ|`` near 1, or the slowly
-   converging kinked elu/selu near ``|ρ| = 1``): an iterated composite
-   Gauss-Legendre rule in ``a = u / sqrt(kxx)`` and the conditional variable
-   of ``v`` given ``u``, with breakpoints at every place where ``σ(u)``,
-   ``σ(v)`` or the conditional mean change behaviour (:func:`pair_quadrature`),
-   evaluated on a canonical ordering ``kxx <= kyy``.
+   where this certified bound is below ``TOL = 1e-10``.  Pairs that need
+   more than 32 terms are gathered and continued with coefficients up to
+   degree 255, then (large scales, ``|ρ| <= 0.99``) up to degree 1023.
+3. **Per pair, 2-D quadrature** for the few pairs the series cannot settle
+   (large scales with ``|ρ|`` near 1, kinked activations near ``|ρ| = 1``):
+   an iterated composite Gauss-Legendre rule in ``a = u / sqrt(kxx)`` and the
+   conditional variable of ``v`` given ``u``, with breakpoints at every place
+   where ``σ(u)``, ``σ(v)`` or the conditional mean change behaviour
+   (:func:`pair_quadrature`); the inner integral is in closed form for
+   elu/selu and by Gauss-Hermite where it is smooth.
+
+Exact symmetry: every pair's value is a fixed sequence of IEEE operations on
+its own data (products of the two scales' coefficients, tier thresholds that
+are products of per-scale factors, the 2-D rule on the ordered pair
+``kxx <= kyy``), whatever else is computed with it, so ``Σ(x, y)`` and
+``Σ(y, x)`` agree to the last bit.  The BLAS calls keep this: matrix products
+run in fixed-size padded batches, and rank-1 updates are used only where a
+check shows them bit-identical to NumPy's (:func:`_rank1_ok`).
 
 Pairs with ``kxx == kyy == ± kxy`` bitwise (an input paired with itself) get
-the 1-D moments of tier 1 exactly, so ``Σ(x, x)`` is the same number whether
-it comes from a diagonal or a full call.
+the 1-D moments exactly, so ``Σ(x, x)`` is the same number whether it comes
+from a diagonal or a full call.
 """
 
 from __future__ import annotations
@@ -47,7 +56,7 @@ from typing import Any
 import numpy as np
 from scipy.linalg.blas import dgemm as _dgemm
 
-from ._hermite import gauss_legendre
+from ._hermite import gauss_hermite, gauss_legendre
 
 __all__ = [
     "direct_moments",
@@ -97,8 +106,20 @@ def universal_rule(width: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     return z, w
 
 
-@lru_cache(maxsize=8)
 def _weighted_hermite(degree: int, width: float) -> np.ndarray:
+    """``H[k, n] = w_k h_n(z_k)`` (cached up to degree 255: the degree-1023
+    matrix, 22 MB, is only needed while building a table, so it is rebuilt)."""
+    if degree <= _MAX_DEGREE:
+        return _weighted_hermite_cached(degree, width)
+    return _weighted_hermite_build(degree, width)
+
+
+@lru_cache(maxsize=8)
+def _weighted_hermite_cached(degree: int, width: float) -> np.ndarray:
+    return _weighted_hermite_build(degree, width)
+
+
+def _weighted_hermite_build(degree: int, width: float) -> np.ndarray:
     """``H[k, n] = w_k h_n(z_k)`` on :func:`universal_rule` (F-ordered for GEMM).
 
     The normalized recurrence cannot overflow here: ``|h_n(z)| <= 1.09 e^{z²/4}``
@@ -136,7 +157,7 @@ def rule_width(degree: int) -> float:
 #: Scales per matrix product.  OpenBLAS computes edge tiles with other kernels,
 #: so a row's result depends on the batch it is in; fixed, zero-padded batches
 #: make every coefficient a deterministic function of its own scale.
-_BATCH = 64
+_BATCH = 16
 
 
 def _eval(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
@@ -158,39 +179,35 @@ def parity(fn: Callable[[np.ndarray], np.ndarray]) -> int:
     return -1
 
 
-def _kinked_rule(r: float, kinks: tuple[float, ...], width: float):
-    """Per-scale rule: the universal breakpoints plus ``(k + {0, ±2^j}) / r`` for
-    the kinks ``k != 0`` of a user activation (the kink moves with the scale)."""
+def _kinked_rules(r: np.ndarray, kinks: tuple[float, ...], width: float):
+    """Per-scale rules ``(z, w)`` of shape ``(len(r), Q)``: the universal
+    breakpoints plus ``(k + {0, ±2^j}) / r`` for the kinks ``k != 0`` of a user
+    activation (such a kink moves with the scale).  Every scale gets the same
+    number of panels (repeated points make empty ones), so that each row's
+    sums have one fixed length and order: a scale's moments do not depend on
+    which other scales are computed with it."""
     geom = 2.0 ** np.arange(_GEOM_MIN_EXP, 0)
     lin = np.arange(0.5 + width, _L1 + 0.5 * width, width)
     pos = np.concatenate([[0.0], geom, lin])
-    bp = [pos, -pos]
-    if r > 0:
-        for k in kinks:
-            if k != 0:
-                bp.append((k + np.concatenate([[0.0], -_LADDER, _LADDER])) / r)
-    bp = np.unique(np.clip(np.concatenate(bp), -_L1, _L1))
+    base = np.concatenate([-pos[:0:-1], pos])
+    extra = [(k + np.concatenate([[0.0], -_LADDER, _LADDER])) for k in kinks if k != 0]
+    extra = np.concatenate(extra) if extra else np.zeros(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        moving = np.where(r[:, None] > 0, extra[None, :] / r[:, None], 0.0)
+    bp = np.concatenate([np.broadcast_to(base, (r.size, base.size)), moving], axis=1)
+    bp = np.clip(bp, -_L1, _L1)
+    bp.sort(axis=1)
     xg, wg = gauss_legendre(_PANEL_NODES)
-    half = 0.5 * (bp[1:] - bp[:-1])
-    z = ((0.5 * (bp[1:] + bp[:-1]))[:, None] + half[:, None] * xg).ravel()
-    w = (half[:, None] * wg).ravel() * np.exp(-0.5 * z * z) * _INV_SQRT_2PI
+    half = 0.5 * (bp[:, 1:] - bp[:, :-1])
+    z = ((0.5 * (bp[:, 1:] + bp[:, :-1]))[:, :, None] + half[:, :, None] * xg).reshape(
+        r.size, -1
+    )
+    w = (
+        (half[:, :, None] * wg).reshape(r.size, -1)
+        * np.exp(-0.5 * z * z)
+        * _INV_SQRT_2PI
+    )
     return z, w
-
-
-def _hermite_columns(z: np.ndarray, w: np.ndarray, degree: int) -> np.ndarray:
-    H = np.empty((z.size, degree + 1))
-    h_prev = np.ones_like(z)
-    H[:, 0] = w
-    if degree >= 1:
-        h = z.copy()
-        H[:, 1] = w * h
-        for n in range(1, degree):
-            h_next = z * h
-            h_next -= sqrt(n) * h_prev
-            h_next *= 1.0 / sqrt(n + 1)
-            h_prev, h = h, h_next
-            H[:, n + 1] = w * h
-    return H
 
 
 def direct_moments(
@@ -207,12 +224,25 @@ def direct_moments(
     sq = np.empty(S)
     anti = np.empty(S)
     if any(k != 0 for k in kinks):
-        for s in range(S):
-            z, w = _kinked_rule(float(r[s]), kinks, width)
-            fp, fm = _eval(g, r[s] * z), _eval(g, -r[s] * z)
-            coef[s] = fp @ _hermite_columns(z, w, degree)
-            sq[s] = (fp * fp) @ w
-            anti[s] = (fp * fm) @ w
+        for s0 in range(0, S, _BATCH):
+            rb = r[s0 : s0 + _BATCH]
+            z, w = _kinked_rules(rb, kinks, width)
+            fp, fm = _eval(g, rb[:, None] * z), _eval(g, -rb[:, None] * z)
+            fw = fp * w
+            sq[s0 : s0 + rb.size] = np.einsum("sq,sq->s", fw, fp)
+            anti[s0 : s0 + rb.size] = np.einsum("sq,sq->s", fw, fm)
+            # normalized Hermite recurrence, one degree at a time
+            h_prev, h = np.ones_like(z), z.copy()
+            out = coef[s0 : s0 + rb.size]
+            out[:, 0] = fw.sum(axis=1)
+            if degree >= 1:
+                out[:, 1] = np.einsum("sq,sq->s", fw, h)
+            for n in range(1, degree):
+                h_next = z * h
+                h_next -= sqrt(n) * h_prev
+                h_next *= 1.0 / sqrt(n + 1)
+                h_prev, h = h, h_next
+                out[:, n + 1] = np.einsum("sq,sq->s", fw, h)
     else:
         z, w = universal_rule(width)
         H = _weighted_hermite(degree, width)
@@ -275,7 +305,7 @@ _OCT_MIN, _OCT_MAX = -14, 14  # scales 6e-5 .. 3e4 (variances 4e-9 .. 3e8)
 _CHECK_TOL = 4e-14
 _cache: dict = {}
 _cache_lock = threading.Lock()
-_CACHE_SIZE = 32
+_CACHE_SIZE = 16
 
 
 def _cheb_nodes(P: int) -> np.ndarray:
@@ -299,10 +329,14 @@ def _bary(x: np.ndarray, P: int) -> np.ndarray:
 
 
 def _combine(L: np.ndarray, vals: np.ndarray) -> np.ndarray:
-    """``L @ vals`` by elementwise passes (no BLAS: a deterministic result per row)."""
-    out = L[:, :1] * vals[0]
-    for p in range(1, L.shape[1]):
-        out += L[:, p : p + 1] * vals[p]
+    """``L @ vals`` in zero-padded batches of ``_BATCH`` rows (a fixed GEMM
+    shape: each row's result depends on that row alone, see ``_BATCH``)."""
+    out = np.empty((L.shape[0], vals.shape[1]))
+    for s0 in range(0, L.shape[0], _BATCH):
+        Lb = L[s0 : s0 + _BATCH]
+        pad = np.zeros((_BATCH, L.shape[1]))
+        pad[: Lb.shape[0]] = Lb
+        out[s0 : s0 + Lb.shape[0]] = (pad @ vals)[: Lb.shape[0]]
     return out
 
 
@@ -322,9 +356,13 @@ class _Interval:
         return _combine(_bary(x, _CHEB_P), self.vals)
 
 
-def _build_octave(g, j, degree, kinks, depth=0):
+def _build_octave(g, j, degree, kinks, tol=_CHECK_TOL, depth=0):
+    """Interpolants on ``[j, j + 1)`` in ``log2 r``, halving (at most twice) where
+    the check against direct values at interleaved points fails; None if
+    even quarter octaves fail (the scales there are then computed directly)."""
     iv = _Interval(g, float(j), float(j) + 2.0**-depth, degree, kinks)
-    xc = np.cos(pi * (np.arange(_CHEB_P - 1) + 0.5) / (_CHEB_P - 1))
+    n_check = _CHEB_P - 1 if degree <= _MAX_DEGREE else 7  # cheaper for 1023
+    xc = np.cos(pi * (np.arange(n_check) + 0.5) / n_check)
     tc = iv.lo + (xc + 1) * 0.5 * (iv.hi - iv.lo)
     coef, sq, anti = direct_moments(g, 2.0**tc, degree, kinks)
     approx = iv(tc)
@@ -332,10 +370,10 @@ def _build_octave(g, j, degree, kinks, depth=0):
     err = np.abs(approx - np.concatenate([coef, sq[:, None], anti[:, None]], axis=1))
     err[:, :-2] /= scale
     err[:, -2:] /= scale * scale
-    if np.max(err) <= _CHECK_TOL or depth >= 4:
-        return [iv] if np.max(err) <= _CHECK_TOL else None
-    left = _build_octave(g, j, degree, kinks, depth + 1)
-    right = _build_octave(g, j + 2.0 ** -(depth + 1), degree, kinks, depth + 1)
+    if np.max(err) <= tol or depth >= 2:
+        return [iv] if np.max(err) <= tol else None
+    left = _build_octave(g, j, degree, kinks, tol, depth + 1)
+    right = _build_octave(g, j + 2.0 ** -(depth + 1), degree, kinks, tol, depth + 1)
     return None if left is None or right is None else left + right
 
 
@@ -394,7 +432,13 @@ def _scale_moments(act, derivative, r, degree, kinks):
     for jj in np.unique(j[inside]).astype(int):
         ivs = tables.get(jj)
         if ivs is None:
-            ivs = _build_octave(g, jj, degree, kinks) or False
+            # a finite-difference derivative is itself only ~1e-10 accurate
+            tol = (
+                1e-10
+                if derivative and getattr(act, "_fd_derivative", False)
+                else _CHECK_TOL
+            )
+            ivs = _build_octave(g, jj, degree, kinks, tol) or False
             tables[jj] = ivs
         sel = np.flatnonzero(j == jj)
         if ivs is False:
@@ -421,8 +465,11 @@ TOL = 1e-10
 #: gathered pass (coefficients computed directly up to degree 255).
 _BULK_TIERS = (12, 16, 20, 24, 32)
 _GATHER_TIERS = (48, 64, 96, 128, 192, 256)
-#: Highest Hermite degree ever used (the 1-D rule with 0.5-wide panels).
 _MAX_DEGREE = 255
+#: Last series stage (large scales with |ρ| up to ~0.98): degrees up to 1023.
+_HIGH_TIERS = (384, 512, 768, 1024)
+_TOP_DEGREE = 1023
+_HIGH_RHO = 0.99
 #: Pair entries per block of the bulk pass (a few arrays of this size stay in L2).
 _CHUNK = 1 << 16
 #: Continue on the gathered unsettled pairs once fewer than this share remain.
@@ -699,19 +746,26 @@ def _bulk_pass(m, gam, ix, iy, cys, gy, gy_lo, gy_hi, rho, absr, var, out, pw=No
     )
 
 
-def _gathered_pass(m, gam, jx, jy, rho, absr):
-    """Tiered series on gathered pairs (1-D, coefficients up to degree 255);
-    returns the values and the unsettled mask."""
+def _gathered_pass(m, gam, jx, jy, rho, absr, tiers=None):
+    """Tiered series on gathered pairs (1-D; ``tiers`` default to
+    ``_GATHER_TIERS``); returns the values and the unsettled mask."""
     var = rho * rho if m.parity >= 0 else rho
     out = np.zeros_like(rho)
-    cx, cy = m.coef[:, jx], m.coef[:, jy]
     gx, gy = gam[:, jx], gam[:, jy]
 
     def thr(t, buf):
         np.multiply(gx[t], gy[t], out=buf)
 
     rest = _series(
-        m, _GATHER_TIERS, lambda d: cx[d], lambda d: cy[d], thr, rho, absr, var, out
+        m,
+        _GATHER_TIERS if tiers is None else tiers,
+        lambda d: np.take(m.coef[d], jx),
+        lambda d: np.take(m.coef[d], jy),
+        thr,
+        rho,
+        absr,
+        var,
+        out,
     )
     left = np.zeros(rho.size, dtype=bool)
     if rest is not None:
@@ -734,6 +788,12 @@ _LADDER = 2.0 ** np.arange(6)
 _LONG_LADDER = 2.0 ** np.arange(24)
 _GL2 = 8
 _PAIR_BATCH = 4
+#: Gauss-Hermite inner rule where ``sy c <= 1/2`` for the built-in analytic
+#: activations: ``σ(mu + τ w)`` is analytic in a strip of half-width
+#: ``(π/2)/τ >= π`` (tanh's poles); 32 nodes already meet 1e-10 on the
+#: reference grid.
+_GH_TAU = 0.5
+_GH_NODES = 40
 
 
 def _rule(bp: np.ndarray, phi: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -815,14 +875,26 @@ def pair_quadrature(
     ladder = _LADDER if saturating else _LONG_LADDER
     S = np.empty(kxx.size)
     Sd = np.empty(kxx.size) if dfn is not None else None
-    batch = _PAIR_BATCH if smooth is None else 64 * _PAIR_BATCH
-    for e0 in range(0, kxx.size, batch):
-        sl = slice(e0, e0 + batch)
-        S[sl], d = _pair_batch(
-            fn, dfn, sx[sl], sy[sl], rho[sl], c[sl], centers, kinks, ladder, smooth
-        )
-        if Sd is not None:
-            Sd[sl] = d
+    # Pairs whose inner integrand is smooth on the scale of the Gaussian
+    # (σ analytic, sy c <= 1) take a Gauss-Hermite inner rule.
+    gh = np.zeros(kxx.size, dtype=bool)
+    if smooth is None and saturating and len(kinks) == 0:
+        gh = sy * c <= _GH_TAU
+    for group, batch, mode in (
+        (
+            np.flatnonzero(~gh),
+            _PAIR_BATCH if smooth is None else 64 * _PAIR_BATCH,
+            smooth,
+        ),
+        (np.flatnonzero(gh), 4 * _PAIR_BATCH, "gh"),
+    ):
+        for e0 in range(0, group.size, batch):
+            sl = group[e0 : e0 + batch]
+            S[sl], d = _pair_batch(
+                fn, dfn, sx[sl], sy[sl], rho[sl], c[sl], centers, kinks, ladder, mode
+            )
+            if Sd is not None:
+                Sd[sl] = d
     return S, Sd
 
 
@@ -874,6 +946,14 @@ def _pair_batch(fn, dfn, sx, sy, rho, c, centers, kinks, ladder, smooth=None):
         a, wa = _rule(pts, phi=True)  # (E, Ko)
         ua = sx[:, None] * a
         mu = srho[:, None] * a  # E[v | a]
+        if isinstance(smooth, str):  # Gauss-Hermite inner rule
+            zh, wh = gauss_hermite(_GH_NODES)
+            v = mu[..., None] + tau[:, None, None] * zh
+            S = np.einsum("ek,ek,ekl,l->e", wa, _eval(fn, ua), _eval(fn, v), wh)
+            Sd = None
+            if dfn is not None:
+                Sd = np.einsum("ek,ek,ekl,l->e", wa, _eval(dfn, ua), _eval(dfn, v), wh)
+            return S, Sd
         if smooth is not None:
             tb = np.broadcast_to(tau[:, None], mu.shape)
             S = np.einsum("ek,ek,ek->e", wa, _eval(fn, ua), smooth(mu, tb, False))
@@ -946,7 +1026,8 @@ def _layout(kxx: np.ndarray, kxy: np.ndarray, kyy: np.ndarray):
     inverse = np.argsort(perm)
 
     def back(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a.reshape(permuted).transpose(inverse))
+        out = a.reshape(permuted).transpose(inverse)
+        return out if out.flags.c_contiguous else out.copy()  # keeps 0-d shapes
 
     return x2, xy, y2, back
 
@@ -1063,7 +1144,7 @@ def numerical_dual(
         done_special = e[selfp | antip]
     # Gathered series, then the 2-D rule, for the unsettled pairs.
     hard: list[np.ndarray] = []
-    for q, (g, par) in enumerate(fns):
+    for q in range(len(fns)):
         if not pend[q]:
             hard.append(np.zeros(0, dtype=np.intp))
             continue
@@ -1071,19 +1152,41 @@ def numerical_dual(
         if e.size == 0:
             hard.append(e)
             continue
-        used, j = np.unique(
-            np.concatenate([flat_ix(e), flat_iy(e)]), return_inverse=True
-        )
-        jx, jy = j[: e.size], j[e.size :]
-        deg = min(_MAX_DEGREE, int(_degrees(par, _GATHER_TIERS[-1])[-1]))
-        m2 = Moments(*direct_moments(g, r[used], deg, kinks), par)
-        _check_finite(act, m2, r[used])
-        gam2 = _thresholds(m2, _GATHER_TIERS)
         rho = flat_xy[e] * (inv[flat_ix(e)] * inv[flat_iy(e)])
         np.clip(rho, -1.0, 1.0, out=rho)
-        vals, rest = _gathered_pass(m2, gam2, jx, jy, rho, np.abs(rho))
-        outs[q].reshape(-1)[e] = vals
-        hard.append(e[rest])
+        # Higher degrees for fewer pairs: up to 255, then up to 1023 (the
+        # coefficients come from the per-activation cache of each degree).
+        hard_q = []
+        stages = [(_GATHER_TIERS, _MAX_DEGREE)]
+        # Degree-1023 tables, except for moving kinks (slow tables) and where the
+        # 2-D rule has a closed-form inner integral (elu, selu: fast anyway).
+        if (
+            not any(k != 0 for k in kinks)
+            and getattr(act, "_gauss_smooth", None) is None
+        ):
+            stages.append((_HIGH_TIERS, _TOP_DEGREE))
+        for stage, (tiers, deg) in enumerate(stages):
+            if stage:  # |ρ|^1024 > TOL beyond 0.99: leave those to the 2-D rule
+                keep = np.abs(rho) <= _HIGH_RHO
+                hard_q.append(e[~keep])
+                e, rho = e[keep], rho[keep]
+                if e.size == 0:
+                    break
+            sx_i, sy_i = flat_ix(e), flat_iy(e)
+            used, j = np.unique(np.concatenate([sx_i, sy_i]), return_inverse=True)
+            m2 = scale_moments(act, bool(q), r[used], deg, kinks)
+            _check_finite(act, m2, r[used])
+            gam2 = _thresholds(m2, tiers)
+            vals, rest = _gathered_pass(
+                m2, gam2, j[: e.size], j[e.size :], rho, np.abs(rho), tiers
+            )
+            done = ~rest
+            outs[q].reshape(-1)[e[done]] = vals[done]
+            e, rho = e[rest], rho[rest]
+            if e.size == 0:
+                break
+        hard_q.append(e)
+        hard.append(np.concatenate(hard_q))
     union = np.unique(np.concatenate(hard)) if hard else np.zeros(0, dtype=np.intp)
     stats["pairs"] += B * X * Y
     stats["gathered"] += sum(len(np.concatenate(p)) if p else 0 for p in pend)

@@ -314,7 +314,7 @@ def nngp_kernel(
     act : str, Activation or callable, default="relu"
         Activation: a name of :func:`sklearn_ntk.activations.available`, an
         :class:`~sklearn_ntk.activations.Activation`, or any callable
-        (numerical dual by Gauss-Hermite quadrature).
+        (numerical dual, see :mod:`sklearn_ntk.activations`).
     depth : int, default=1
         Number of hidden layers (nonlinearities); ``0`` is the linear kernel.
     W_std, b_std : float, default=1.0, 0.0

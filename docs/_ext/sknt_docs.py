@@ -66,10 +66,8 @@ def activation_rows() -> list[dict[str, str]]:
             dual = "closed form (dual only)"
         elif _overrides(cls, "_dual", bases):
             dual = "closed form"
-        elif getattr(cls, "_kinks", ()) == (0.0,):
-            dual = "numerical (polar rule)"
         else:
-            dual = "numerical (Gauss-Hermite)"
+            dual = "numerical"
         hermite = (
             "closed form"
             if _overrides(cls, "_hermite", (A.Activation,))
@@ -133,9 +131,9 @@ class ActivationTable(SphinxDirective):
             ]
         lines += [
             "   * - any callable",
-            "     - ``fn``, ``derivative=None``, ``n_nodes=120``",
+            "     - ``fn``, ``derivative=None``, ``kinks=()``",
             "     - wrapped in :class:`~sklearn_ntk.activations.Numerical`",
-            "     - numerical (Gauss-Hermite)",
+            "     - numerical",
             "     - quadrature",
             "     - no",
         ]
