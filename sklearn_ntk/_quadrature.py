@@ -154,6 +154,25 @@ def rule_width(degree: int) -> float:
 # --------------------------------------------------------------------------- #
 # Tier 1: per-scale moments and Hermite coefficients
 # --------------------------------------------------------------------------- #
+#: Largest ``m n k`` of one matrix product: OpenBLAS runs bigger ones on all
+#: its threads, which on a busy machine costs 100 times the product itself
+#: (threads wait for cores); ours are small and many, so they stay below.
+_GEMM_MNK = 1 << 18
+
+
+def _gemm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``A @ B`` in column blocks small enough for single-threaded BLAS (the
+    blocks are a function of the shapes only, so results stay deterministic)."""
+    m, k = A.shape
+    step = max(1, _GEMM_MNK // max(1, m * k))
+    if step >= B.shape[1]:
+        return A @ B
+    out = np.empty((m, B.shape[1]))
+    for c0 in range(0, B.shape[1], step):
+        out[:, c0 : c0 + step] = A @ B[:, c0 : c0 + step]
+    return out
+
+
 #: Scales per matrix product.  OpenBLAS computes edge tiles with other kernels,
 #: so a row's result depends on the batch it is in; fixed, zero-padded batches
 #: make every coefficient a deterministic function of its own scale.
@@ -250,9 +269,10 @@ def direct_moments(
             rb = r[s0 : s0 + _BATCH]
             F = np.zeros((_BATCH, z.size))
             F[: rb.size] = _eval(g, rb[:, None] * z)
-            coef[s0 : s0 + rb.size] = (F @ H)[: rb.size]
-            sq[s0 : s0 + rb.size] = ((F * F) @ w)[: rb.size]
-            anti[s0 : s0 + rb.size] = ((F * F[:, ::-1]) @ w)[: rb.size]
+            coef[s0 : s0 + rb.size] = _gemm(F, H)[: rb.size]
+            Fw = F * w
+            sq[s0 : s0 + rb.size] = (Fw * F).sum(axis=1)[: rb.size]
+            anti[s0 : s0 + rb.size] = (Fw * F[:, ::-1]).sum(axis=1)[: rb.size]
     zero = r == 0  # g(0 z) = g(0): exact values, not the rule's rounding
     if np.any(zero):
         g0 = float(_eval(g, np.zeros(1))[0])
@@ -336,7 +356,7 @@ def _combine(L: np.ndarray, vals: np.ndarray) -> np.ndarray:
         Lb = L[s0 : s0 + _BATCH]
         pad = np.zeros((_BATCH, L.shape[1]))
         pad[: Lb.shape[0]] = Lb
-        out[s0 : s0 + Lb.shape[0]] = (pad @ vals)[: Lb.shape[0]]
+        out[s0 : s0 + Lb.shape[0]] = _gemm(pad, vals)[: Lb.shape[0]]
     return out
 
 
@@ -1086,7 +1106,9 @@ def numerical_dual(
     rows_per = max(1, _CHUNK // max(Y, 1))
     cand_lo = 1.0 - 2.0**-40  # |ρ| of an exact self pair is within ulps of 1
     specials = []
-    for b in range(B):
+    if X * Y < _SMALL_BLOCK:  # e.g. 1-D pairs: no outer structure to exploit
+        _flat_pass(mom, fns, ix_all, iy_all, inv, xy, outs, pend, specials, cand_lo)
+    for b in range(B if X * Y >= _SMALL_BLOCK else 0):
         iy = iy_all[b]
         col = []
         for m, gam in mom:
@@ -1208,6 +1230,57 @@ def numerical_dual(
     S = back(outs[0])
     Sd = back(outs[1]) if derivative else None
     return S, Sd
+
+
+#: Blocks of fewer pairs than this (per batch) are processed as flat pairs.
+_SMALL_BLOCK = 1024
+
+
+def _flat_pass(mom, fns, ix_all, iy_all, inv, xy, outs, pend, specials, cand_lo):
+    """The bulk series on flat pairs (same operations, hence the same bits, as
+    the ``(rows, cols)`` blocks; see :func:`_series`)."""
+    B, X, Y = xy.shape
+    n = B * X * Y
+    flat_out = [o.reshape(-1) for o in outs]
+    for e0 in range(0, n, _CHUNK):
+        e = np.arange(e0, min(n, e0 + _CHUNK))
+        b, rest = np.divmod(e, X * Y)
+        ix = ix_all[b, rest // Y]
+        iy = iy_all[b, rest % Y]
+        rho = inv[ix] * inv[iy]
+        rho *= xy.reshape(-1)[e]
+        absr = np.abs(rho)
+        top = absr.max(initial=0.0)
+        if top > 1.0:
+            np.clip(rho, -1.0, 1.0, out=rho)
+            np.minimum(absr, 1.0, out=absr)
+        if top >= cand_lo:
+            specials.append(e[absr >= cand_lo])
+        var2 = rho * rho if any(par >= 0 for _, par in fns) else None
+        for q, (m, gam) in enumerate(mom):
+            vr = var2 if m.parity >= 0 else rho
+            gx, gy = gam[:, ix], gam[:, iy]
+            out = np.empty(e.size)
+
+            def thr(t, buf, gx=gx, gy=gy):
+                np.multiply(gx[t], gy[t], out=buf)
+
+            left = _series(
+                m,
+                _BULK_TIERS,
+                lambda d, ix=ix, m=m: np.take(m.coef[d], ix),
+                lambda d, iy=iy, m=m: np.take(m.coef[d], iy),
+                thr,
+                rho,
+                absr,
+                vr,
+                out,
+            )
+            done = np.ones(e.size, dtype=bool)
+            if left is not None:
+                done[left] = False
+                pend[q].append(e[left])
+            flat_out[q][e[done]] = out[done]
 
 
 def _bulk_degree(par: int) -> int:
