@@ -1237,9 +1237,7 @@ class Polynomial(Activation):
         if isinstance(coef, numbers.Real) or isinstance(coef, str):
             raise TypeError(f"coef must be a sequence of real numbers, got {coef!r}.")
         try:
-            coef = tuple(
-                _check_float("coef[i]", c, limit=_SQUARE_LIMIT) for c in coef
-            )
+            coef = tuple(_check_float("coef[i]", c, limit=_SQUARE_LIMIT) for c in coef)
         except TypeError as exc:
             raise TypeError(f"coef must be a sequence of real numbers: {exc}") from None
         if len(coef) == 0:
@@ -1818,7 +1816,9 @@ class Rbf(Activation):
         _set(
             self,
             "gamma",
-            _check_float("gamma", self.gamma, positive=True, limit=_SQUARE_LIMIT**2 / 4),
+            _check_float(
+                "gamma", self.gamma, positive=True, limit=_SQUARE_LIMIT**2 / 4
+            ),
         )
 
     @property
