@@ -32,33 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.append(str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import markdown_table  # noqa: E402
-from mpmath_reference import kernels  # noqa: E402
+from mpmath_reference import CLOSED, kernels  # noqa: E402
 
 import sklearn_ntk  # noqa: E402
 from sklearn_ntk import nngp_kernel, ntk_kernel  # noqa: E402
 from sklearn_ntk.activations import get  # noqa: E402
 
-CLOSED = [
-    ("relu", {}),
-    ("leaky_relu", {"alpha": 0.2}),
-    ("abs", {}),
-    ("step", {}),
-    ("sign", {}),
-    ("rectified_monomial", {"degree": 2}),
-    ("erf", {}),
-    ("gelu", {}),
-    ("sin", {}),
-    ("cos", {"c": 0.3}),
-    ("rbf", {}),
-    ("exp", {}),
-    ("gaussian", {}),
-    ("gabor", {}),
-    ("exp_normalized", {}),
-    ("monomial", {"degree": 2}),
-    ("polynomial", {"coef": (0.5, 1.0, -0.3)}),
-    ("hermite", {"degree": 2}),
-    ("identity", {}),
-]
 KINKED = [c for c in CLOSED if c[0] in ("relu", "leaky_relu", "abs", "step", "sign")]
 KINKED += [("rectified_monomial", {"degree": 1}), ("erf", {}), ("gelu", {})]
 SCALES = {

@@ -22,6 +22,29 @@ import math
 import mpmath as mp
 import numpy as np
 
+#: Every closed-form activation (with parameters) that the reference covers.
+CLOSED = [
+    ("relu", {}),
+    ("leaky_relu", {"alpha": 0.2}),
+    ("abs", {}),
+    ("step", {}),
+    ("sign", {}),
+    ("rectified_monomial", {"degree": 2}),
+    ("erf", {}),
+    ("gelu", {}),
+    ("sin", {}),
+    ("cos", {"c": 0.3}),
+    ("rbf", {}),
+    ("exp", {}),
+    ("gaussian", {}),
+    ("gabor", {}),
+    ("exp_normalized", {}),
+    ("monomial", {"degree": 2}),
+    ("polynomial", {"coef": (0.5, 1.0, -0.3)}),
+    ("hermite", {"degree": 2}),
+    ("identity", {}),
+]
+
 DPS = 50
 
 

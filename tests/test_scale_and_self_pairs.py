@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import sklearn
-from mpmath_reference import DUALS, gelu_quad, kernels
+from mpmath_reference import CLOSED, DUALS, gelu_quad, kernels
 
 from sklearn_ntk import (
     NNGPKernel,
@@ -32,27 +32,6 @@ from sklearn_ntk.activations import get
 
 #: Every activation with a closed-form dual, with non-default parameters
 #: where they matter.
-CLOSED = [
-    ("relu", {}),
-    ("leaky_relu", {"alpha": 0.2}),
-    ("abs", {}),
-    ("step", {}),
-    ("sign", {}),
-    ("rectified_monomial", {"degree": 2}),
-    ("erf", {}),
-    ("gelu", {}),
-    ("sin", {}),
-    ("cos", {"c": 0.3}),
-    ("rbf", {}),
-    ("exp", {}),
-    ("gaussian", {}),
-    ("gabor", {}),
-    ("exp_normalized", {}),
-    ("monomial", {"degree": 2}),
-    ("polynomial", {"coef": (0.5, 1.0, -0.3)}),
-    ("hermite", {"degree": 2}),
-    ("identity", {}),
-]
 
 #: Duals that are not Lipschitz at rho = +-1 (asin/acos of rho), for some
 #: variances: the ones the gap 1 - |rho| is for.
