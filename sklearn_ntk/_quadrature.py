@@ -397,6 +397,9 @@ def _build_octave(g, j, degree, kinks, tol=_CHECK_TOL, depth=0):
     return None if left is None or right is None else left + right
 
 
+# Overflow is reported by the callers (``Moments.finite``, the finiteness
+# checks of the Hermite coefficients), not as NumPy warnings.
+@np.errstate(over="ignore", invalid="ignore")
 def scale_moments(
     act: Any,
     derivative: bool,
@@ -1321,6 +1324,9 @@ def act_parity(act: Any, derivative: bool) -> int:
     return 1 - declared
 
 
+# Overflow is reported by the callers (``Moments.finite``, the finiteness
+# checks of the Hermite coefficients), not as NumPy warnings.
+@np.errstate(over="ignore", invalid="ignore")
 def numerical_hermite(
     act: Any, r: np.ndarray, degree: int, kinks: tuple[float, ...] = ()
 ) -> tuple[np.ndarray, np.ndarray]:

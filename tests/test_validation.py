@@ -507,6 +507,9 @@ def test_dual_refuses_arguments_that_are_not_a_covariance(name):
 
 
 def test_dual_that_overflows_names_activation_and_scale():
+    """An OverflowError naming the activation and the scale, and no NumPy
+    RuntimeWarning on the way (warnings are errors here)."""
+    warnings.simplefilter("error", RuntimeWarning)
     act = activations.get(lambda x: np.exp(50 * x))
     with pytest.raises(
         OverflowError,
