@@ -1021,419 +1021,6 @@ class Sign(_GapDual, _Homogeneous):
         return t, (xp.zeros_like(t) if derivative else None), (g if gap_out else None)
 
 
-def _rectified_moments(
-    xp: Any, kxy: Any, gap: Any, k: int, with_gap: bool
-) -> tuple[Any, Any, Any]:
-    """``M(k,k)``, ``M(k-1,k-1)`` and ``D(k,k) = M(k,k)|_{rho=1} - M(k,k)``.
-
-    ``M(p,q) = E[u^p 1[u>0] v^q 1[v>0]]`` for unit variances and correlation
-    ``rho``.  Stein's identity ``E[u f(u,v)] = E[∂_u f] + ρ E[∂_v f]`` (Dirac
-    terms where ``p`` or ``q`` is 0) gives, for ``p >= 1``::
-
-        M(p,q) = (p-1) M(p-2,q) + [p=1] φ(0) s^q m_q
-                 + ρ q M(p-1,q-1) + [q=0] ρ φ(0) s^(p-1) m_(p-1)
-
-    with ``s = sqrt(1 - ρ²)``, ``m_j = E[z^j 1[z>0]]``, ``M(0,0) =
-    (π - θ)/(2π)`` and ``M(0,q) = M(q,0)``.  Finite for every ``ρ``,
-    unlike ``J_k(θ)`` written with ``1/sin θ``.  Subtracting the recursion
-    from its value at ``ρ = 1`` (``s = 0``) gives one for ``D`` in which
-    ``1 - ρ`` only appears where it is accurate (``u``, from the gap)::
-
-        D(p,q) = (p-1) D(p-2,q) - [p=1, q>=1] φ(0) m_q s^q
-                 + q (D(p-1,q-1) + u M(p-1,q-1)) + [q=0, p=1] φ(0) m_0 u
-                 - [q=0, p>=2] ρ φ(0) m_(p-1) s^(p-1)
-
-    with ``D(0,0) = θ/(2π)``; the output gap is ``D(k,k) / m_(2k)``.
-    """
-    u, _ = _plus_minus(xp, kxy, gap)  # 1 - rho
-    rho = u * -1.0
-    rho += 1.0
-    phi, s, _ = _angle(xp, gap)
-    theta = xp.where(kxy < 0, _PI - phi, phi) if _negative(xp, kxy) else phi
-    spow: dict[int, Any] = {}
-    memo: dict[tuple[int, int], Any] = {}
-    dmemo: dict[tuple[int, int], Any] = {}
-
-    def s_pow(j: int) -> Any:
-        if j not in spow:
-            spow[j] = s if j == 1 else s_pow(j - 1) * s
-        return spow[j]
-
-    def add(val: Any, term: Any) -> Any:
-        return term if val is None else val + term
-
-    def M(p: int, q: int) -> Any:
-        if p < q:
-            p, q = q, p  # symmetric in (p, q) for equal variances
-        if (p, q) in memo:
-            return memo[(p, q)]
-        if p == 0:
-            val = 0.5 - theta * _INV_2PI
-        else:
-            val = None
-            if p >= 2:
-                val = (p - 1) * M(p - 2, q)
-            if p == 1:
-                val = add(
-                    val, _INV_SQRT_2PI * _half_moment(q) * (s_pow(q) if q else 1.0)
-                )
-            if q >= 1:
-                val = add(val, (rho * q) * M(p - 1, q - 1))
-            else:
-                term = rho * (_INV_SQRT_2PI * _half_moment(p - 1))
-                val = add(val, term * s_pow(p - 1) if p - 1 else term)
-        memo[(p, q)] = val
-        return val
-
-    def D(p: int, q: int) -> Any:
-        if p < q:
-            p, q = q, p
-        if (p, q) in dmemo:
-            return dmemo[(p, q)]
-        if p == 0:
-            val = theta * _INV_2PI
-        else:
-            val = None
-            if p >= 2:
-                val = (p - 1) * D(p - 2, q)
-            if p == 1 and q >= 1:
-                val = add(val, -_INV_SQRT_2PI * _half_moment(q) * s_pow(q))
-            if q >= 1:
-                val = add(val, q * (D(p - 1, q - 1) + u * M(p - 1, q - 1)))
-            elif p == 1:
-                val = add(val, (_INV_SQRT_2PI * _half_moment(0)) * u)
-            else:
-                val = add(
-                    val, -(_INV_SQRT_2PI * _half_moment(p - 1)) * rho * s_pow(p - 1)
-                )
-        dmemo[(p, q)] = val
-        return val
-
-    Mk = M(k, k)
-    Mk1 = M(k - 1, k - 1) if k >= 1 else None
-    Dk = D(k, k) if with_gap else None
-    return Mk, Mk1, Dk
-
-
-@_dataclass
-class RectifiedMonomial(_GapDual, _Homogeneous):
-    """Rectified monomial ``max(x, 0)**degree`` (degree 0 is ``step``).
-
-    Dual: arc-cosine kernel of degree ``k`` (Cho & Saul 2009),
-    ``Σ = (kxx kyy)^{k/2} M_k(ρ)``, computed by a Stein recursion that stays
-    finite at ``ρ = ±1`` (neural-tangents returns NaN on the diagonal there).
-    """
-
-    degree: int = 1
-    name: ClassVar[str] = "rectified_monomial"
-
-    def __post_init__(self):
-        _set(
-            self,
-            "degree",
-            _check_int("degree", self.degree, maximum=_MAX_DEGREE),
-        )
-
-    @property
-    def _zero_derivative(self) -> bool:  # type: ignore[override]
-        return self.degree == 0
-
-    @property
-    def homogeneous_degree(self) -> int:
-        return self.degree
-
-    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
-        # M_k is C^k in rho; M_0 (step, and Sigma_dot of k = 1) is not Lipschitz
-        return self.degree == 0 or (self.degree == 1 and ntk)
-
-    def _fn(self, x):
-        return np.where(x > 0, np.maximum(x, 0.0) ** self.degree, 0.0)
-
-    def _deriv(self, x):
-        k = self.degree
-        if k == 0:
-            return np.zeros_like(x)
-        return np.where(x > 0, k * np.maximum(x, 0.0) ** (k - 1), 0.0)
-
-    def _unit(self, degree):
-        return _rectified_monomial_unit(self.degree, degree)
-
-    def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
-        k = self.degree
-        if k == 0:
-            return Step()._dual_gap(xp, kxx, kxy, kyy, gap, derivative, gap_out)
-        sx, sy, _, _ = _norms(xp, kxx, kyy)
-        Mk, Mk1, Dk = _rectified_moments(xp, kxy, gap, k, gap_out)
-        p = sx * sy
-        with np.errstate(over="ignore"):  # overflow reported by the caller
-            S = Mk * p**k
-        Sd = None
-        if derivative:
-            Sd = (k * k) * Mk1 * (p ** (k - 1) if k > 1 else 1.0)
-            Sd = Sd + xp.zeros_like(S)
-        g = None
-        if gap_out:  # rho' = M_k(rho) / M_k(1) >= 0, M_k(1) = m_2k
-            g = _clip_gap(xp, Dk * (1.0 / _half_moment(2 * k)))
-        return S, Sd, g
-
-
-# --------------------------------------------------------------------------- #
-# Polynomial-type activations: dual as a factorized series in kxy
-# --------------------------------------------------------------------------- #
-def _series_dual(
-    xp: Any, kxx: Any, kxy: Any, kyy: Any, A: Callable[[int, Any], Any], jmax: int
-) -> Any:
-    """``Σ_j kxy^j / j! · A_j(kxx) A_j(kyy)`` by Horner's rule in ``kxy``.
-
-    For ``(u, v)`` jointly Gaussian, ``E[f(u) f(v)] = Σ_j kxy^j/j! E[f^{(j)}(u)]
-    E[f^{(j)}(v)]`` (expand in ``kxy``; ``d/dkxy E[f(u)g(v)] = E[f'(u)g'(v)]``);
-    for a polynomial ``f`` the series is finite and ``A_j(t) = E[f^{(j)}(u)]``,
-    ``u ~ N(0, t)``, only involves the small diagonal arrays.
-    """
-    out = None
-    for j in range(jmax, -1, -1):
-        term = A(j, kxx) * A(j, kyy)
-        term *= 1.0 / math.factorial(j)
-        if out is None:
-            out = term + xp.zeros_like(kxy)
-        else:
-            out *= kxy
-            out += term
-    return out
-
-
-def _poly_A(coef: Sequence[float]) -> Callable[[int, Any], Any]:
-    """``A_j(t) = E[p^{(j)}(u)]``, ``u ~ N(0, t)``, for ``p = Σ c_i x^i``.
-
-    ``E[u^{2m}] = (2m-1)!! t^m`` gives ``A_j = Σ_m c_{j+2m} (j+2m)!/(2^m m!) t^m``.
-    """
-
-    def A(j: int, t: Any) -> Any:
-        val = 0.0
-        tp = None
-        for m in range((len(coef) - 1 - j) // 2 + 1):
-            i = j + 2 * m
-            if i >= len(coef):
-                break
-            w = coef[i] * math.exp(
-                math.lgamma(i + 1) - m * math.log(2.0) - math.lgamma(m + 1)
-            )
-            tp = 1.0 if m == 0 else (t if m == 1 else tp * t)
-            val = val + w * tp
-        return val + 0.0 * t
-
-    return A
-
-
-@_dataclass
-class Polynomial(Activation):
-    """Polynomial ``Σ_i coef[i] x**i`` (exact dual via Isserlis' theorem)."""
-
-    coef: tuple[float, ...] = (0.0, 1.0)
-    name: ClassVar[str] = "polynomial"
-
-    def __post_init__(self):
-        coef = self.coef
-        if isinstance(coef, numbers.Real) or isinstance(coef, str):
-            raise TypeError(f"coef must be a sequence of real numbers, got {coef!r}.")
-        try:
-            coef = tuple(_check_float("coef[i]", c, limit=_SQUARE_LIMIT) for c in coef)
-        except TypeError as exc:
-            raise TypeError(f"coef must be a sequence of real numbers: {exc}") from None
-        if len(coef) == 0:
-            raise ValueError("coef must contain at least one coefficient.")
-        _set(self, "coef", coef)
-
-    def _fn(self, x):
-        return np.polynomial.polynomial.polyval(x, self.coef)
-
-    def _deriv(self, x):
-        return np.polynomial.polynomial.polyval(x, self._dcoef or (0.0,))
-
-    @property
-    def _dcoef(self) -> tuple[float, ...]:
-        return tuple(i * c for i, c in enumerate(self.coef))[1:]
-
-    def _hermite_a(
-        self, coef: Sequence[float], r: np.ndarray, degree: int
-    ) -> np.ndarray:
-        a = np.zeros((r.size, degree + 1))
-        for i, c in enumerate(coef):
-            if c != 0.0:
-                a += (c * np.power(r, i))[:, None] * monomial_hermite_coefficients(
-                    i, degree
-                )
-        return a
-
-    def _hermite(self, r, degree):
-        with np.errstate(over="ignore", invalid="ignore"):
-            a = self._hermite_a(self.coef, r, degree)
-            b = self._hermite_a(self._dcoef or (0.0,), r, degree)
-        return a, b
-
-    def _dual(self, xp, kxx, kxy, kyy, derivative):
-        D = len(self.coef) - 1
-        S = _series_dual(xp, kxx, kxy, kyy, _poly_A(self.coef), D)
-        Sd = None
-        if derivative:
-            dc = self._dcoef or (0.0,)
-            Sd = _series_dual(xp, kxx, kxy, kyy, _poly_A(dc), len(dc) - 1)
-        return S, Sd
-
-
-@_dataclass
-class Monomial(_Homogeneous):
-    """Monomial ``x**degree``: ``Σ = E[u^k v^k]`` by Isserlis' theorem."""
-
-    degree: int = 1
-    name: ClassVar[str] = "monomial"
-
-    def __post_init__(self):
-        _set(
-            self,
-            "degree",
-            _check_int("degree", self.degree, maximum=_MAX_DEGREE),
-        )
-
-    @property
-    def _zero_derivative(self) -> bool:  # type: ignore[override]
-        return self.degree == 0
-
-    @property
-    def homogeneous_degree(self) -> int:
-        return self.degree
-
-    def _fn(self, x):
-        return x**self.degree
-
-    def _deriv(self, x):
-        k = self.degree
-        return k * x ** (k - 1) if k else np.zeros_like(x)
-
-    def _unit(self, degree):
-        return monomial_hermite_coefficients(self.degree, degree)
-
-    def _dual(self, xp, kxx, kxy, kyy, derivative):
-        k = self.degree
-        return Polynomial((0.0,) * k + (1.0,))._dual(xp, kxx, kxy, kyy, derivative)
-
-
-@_dataclass
-class Identity(_Homogeneous):
-    """Identity ``x``: ``Σ = kxy``, ``Σ̇ = 1``."""
-
-    name: ClassVar[str] = "identity"
-
-    @property
-    def homogeneous_degree(self) -> int:
-        return 1
-
-    def _fn(self, x):
-        return x * 1.0
-
-    def _deriv(self, x):
-        return np.ones_like(x)
-
-    def _unit(self, degree):
-        return monomial_hermite_coefficients(1, degree)
-
-    def _dual(self, xp, kxx, kxy, kyy, derivative):
-        shape = _shape(kxx, kxy, kyy)
-        S = _broadcast_full(xp, kxy, shape, kxy)
-        return S, (_broadcast_full(xp, 1.0, shape, kxy) if derivative else None)
-
-
-@_dataclass
-class Hermite(Activation):
-    """Normalized Hermite polynomial ``h_degree = He_degree / sqrt(degree!)``.
-
-    Unlike neural-tangents (which assumes unit variances and returns
-    ``kxy**degree``) the dual is exact for any variances:
-    ``E[h_k(u) h_k(v)] = k! Σ_j kxy^j α^m β^m / (j! m!²)``, ``k = j + 2m``,
-    ``α = (kxx - 1)/2``, ``β = (kyy - 1)/2`` (Mehler's generating function).
-    """
-
-    degree: int = 1
-    name: ClassVar[str] = "hermite"
-
-    def __post_init__(self):
-        _set(
-            self,
-            "degree",
-            _check_int("degree", self.degree, maximum=_MAX_DEGREE),
-        )
-
-    @property
-    def homogeneous_degree(self) -> int | None:
-        return self.degree if self.degree <= 1 else None
-
-    def _fn(self, x):
-        return _h(self.degree, x)
-
-    def _deriv(self, x):
-        k = self.degree
-        return math.sqrt(k) * _h(k - 1, x) if k else np.zeros_like(x)
-
-    @staticmethod
-    def _coefs(k: int, r: np.ndarray, degree: int) -> np.ndarray:
-        # Multiplication theorem: He_k(r z) = Σ_j k!/(j!(k-2j)! 2^j) r^(k-2j)
-        # (r²-1)^j He_{k-2j}(z).
-        a = np.zeros((r.size, degree + 1))
-        for j in range(k // 2 + 1):
-            n = k - 2 * j
-            if n > degree:
-                continue
-            c = math.exp(
-                0.5 * math.lgamma(k + 1)
-                - math.lgamma(j + 1)
-                - 0.5 * math.lgamma(n + 1)
-                - j * math.log(2.0)
-            )
-            a[:, n] = c * np.power(r, n) * np.power(r * r - 1.0, j)
-        return a
-
-    def _hermite(self, r, degree):
-        k = self.degree
-        with np.errstate(over="ignore", invalid="ignore"):
-            a = self._coefs(k, r, degree)
-            b = math.sqrt(k) * self._coefs(k - 1, r, degree) if k else np.zeros_like(a)
-        return a, b
-
-    def _dual(self, xp, kxx, kxy, kyy, derivative):
-        S = _series_dual(xp, kxx, kxy, kyy, _hermite_A(self.degree), self.degree)
-        Sd = None
-        if derivative:
-            k = self.degree
-            if k == 0:
-                Sd = xp.zeros_like(S)
-            else:
-                Sd = _series_dual(xp, kxx, kxy, kyy, _hermite_A(k - 1), k - 1)
-                Sd *= float(k)
-        return S, Sd
-
-
-def _h(k: int, x: np.ndarray) -> np.ndarray:
-    h_prev, h = np.ones_like(x), x * 1.0
-    if k == 0:
-        return h_prev
-    for n in range(1, k):
-        h_prev, h = h, (x * h - math.sqrt(n) * h_prev) / math.sqrt(n + 1)
-    return h
-
-
-def _hermite_A(k: int) -> Callable[[int, Any], Any]:
-    """``A_j(t) = E[h_k^{(j)}(u)] = sqrt(k!) ((t-1)/2)^m / m!`` for ``k - j = 2m``."""
-
-    def A(j: int, t: Any) -> Any:
-        if (k - j) % 2 or j > k:
-            return 0.0 * t
-        m = (k - j) // 2
-        c = math.exp(0.5 * math.lgamma(k + 1) - math.lgamma(m + 1))
-        return c * ((t - 1.0) * 0.5) ** m
-
-    return A
-
-
 # --------------------------------------------------------------------------- #
 # Smooth activations with closed-form duals
 # --------------------------------------------------------------------------- #
@@ -1802,91 +1389,6 @@ def _gauss_power(beta: np.ndarray, n: np.ndarray, log_pref: np.ndarray) -> np.nd
 
 
 @_dataclass
-class Rbf(Activation):
-    """``sqrt(2) sin(sqrt(2 gamma) x + π/4)``: ``Σ = exp(-γ(kxx + kyy - 2kxy))``.
-
-    Random Fourier features of the Gaussian kernel (neural-tangents ``Rbf``);
-    ``Σ̇ = 2γ Σ``.
-    """
-
-    gamma: float = 1.0
-    name: ClassVar[str] = "rbf"
-
-    def __post_init__(self):
-        _set(
-            self,
-            "gamma",
-            _check_float(
-                "gamma", self.gamma, positive=True, limit=_SQUARE_LIMIT**2 / 4
-            ),
-        )
-
-    @property
-    def _sin(self) -> Sin:
-        return Sin(math.sqrt(2.0), math.sqrt(2.0 * self.gamma), _PI / 4.0)
-
-    def _fn(self, x):
-        return self._sin._fn(x)
-
-    def _deriv(self, x):
-        return self._sin._deriv(x)
-
-    def _hermite(self, r, degree):
-        return self._sin._hermite(r, degree)
-
-    def _dual(self, xp, kxx, kxy, kyy, derivative):
-        e = kxy * (-2.0)
-        e += kxx + kyy
-        e *= -self.gamma
-        S = _inplace(xp, "exp", e)
-        return S, (S * (2.0 * self.gamma) if derivative else None)
-
-
-@_dataclass
-class Exp(Activation):
-    """``a * exp(b * x)``: ``Σ = a² exp(b²(kxx + kyy + 2kxy)/2)``, ``Σ̇ = b² Σ``.
-
-    (Moment generating function of ``u + v``.)  Raises OverflowError where
-    the dual exceeds the float64 range.
-    """
-
-    a: float = 1.0
-    b: float = 1.0
-    name: ClassVar[str] = "exp"
-
-    def __post_init__(self):
-        for f in ("a", "b"):
-            _set(self, f, _check_float(f, getattr(self, f), limit=_SQUARE_LIMIT))
-
-    def _fn(self, x):
-        return self.a * np.exp(self.b * x)
-
-    def _deriv(self, x):
-        return self.a * self.b * np.exp(self.b * x)
-
-    def _hermite(self, r, degree):
-        beta = self.b * r
-        n = np.arange(degree + 1)
-        a = self.a * _gauss_power(beta, n, 0.5 * beta * beta)
-        return a, self.b * a  # non-finite values raise OverflowError in hermite()
-
-    def _dual(self, xp, kxx, kxy, kyy, derivative):
-        e = kxy * 2.0
-        e += kxx + kyy
-        e *= 0.5 * self.b * self.b
-        with np.errstate(over="ignore"):  # reported as OverflowError below
-            S = _inplace(xp, "exp", e)
-        S *= self.a * self.a
-        Sd = S * (self.b * self.b) if derivative else None
-        if not bool(xp.all(xp.isfinite(S if Sd is None else Sd))):
-            raise OverflowError(
-                f"The dual of {self!r} overflows float64: a² exp(b²(kxx + kyy + "
-                "2 kxy)/2) is too large for these variances."
-            )
-        return S, Sd
-
-
-@_dataclass
 class Gaussian(Activation):
     """``a * exp(b * x**2)`` (neural-tangents' default ``exp(-x²)``).
 
@@ -1991,6 +1493,138 @@ class Gaussian(Activation):
 
 
 @_dataclass
+class Exp(Activation):
+    """``a * exp(b * x)``: ``Σ = a² exp(b²(kxx + kyy + 2kxy)/2)``, ``Σ̇ = b² Σ``.
+
+    (Moment generating function of ``u + v``.)  Raises OverflowError where
+    the dual exceeds the float64 range.
+    """
+
+    a: float = 1.0
+    b: float = 1.0
+    name: ClassVar[str] = "exp"
+
+    def __post_init__(self):
+        for f in ("a", "b"):
+            _set(self, f, _check_float(f, getattr(self, f), limit=_SQUARE_LIMIT))
+
+    def _fn(self, x):
+        return self.a * np.exp(self.b * x)
+
+    def _deriv(self, x):
+        return self.a * self.b * np.exp(self.b * x)
+
+    def _hermite(self, r, degree):
+        beta = self.b * r
+        n = np.arange(degree + 1)
+        a = self.a * _gauss_power(beta, n, 0.5 * beta * beta)
+        return a, self.b * a  # non-finite values raise OverflowError in hermite()
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        e = kxy * 2.0
+        e += kxx + kyy
+        e *= 0.5 * self.b * self.b
+        with np.errstate(over="ignore"):  # reported as OverflowError below
+            S = _inplace(xp, "exp", e)
+        S *= self.a * self.a
+        Sd = S * (self.b * self.b) if derivative else None
+        if not bool(xp.all(xp.isfinite(S if Sd is None else Sd))):
+            raise OverflowError(
+                f"The dual of {self!r} overflows float64: a² exp(b²(kxx + kyy + "
+                "2 kxy)/2) is too large for these variances."
+            )
+        return S, Sd
+
+
+@_dataclass
+class ExpNormalized(Activation):
+    """Normalized Gaussian kernel (Shankar et al. 2020), defined by its dual.
+
+    ``Σ = sqrt(kxx kyy) exp(γ (ρ + shift))``, ``Σ̇ = γ exp(γ (ρ + shift))``,
+    as neural-tangents' ``ExpNormalized(gamma, shift)``; the default
+    ``shift = -1`` gives ``exp(γ (ρ - 1))``.  Hermite coefficients:
+    ``a_n(r) = r sqrt(e^{γ shift} γ^n / n!)``, ``b_n = sqrt(γ e^{γ shift} γ^n / n!)``.
+    There is no pointwise function.
+    """
+
+    gamma: float = 1.0
+    shift: float = -1.0
+    name: ClassVar[str] = "exp_normalized"
+
+    def __post_init__(self):
+        _set(self, "gamma", _check_float("gamma", self.gamma, positive=True))
+        _set(self, "shift", _check_float("shift", self.shift))
+
+    @property
+    def homogeneous_degree(self) -> int:
+        return 1
+
+    def dual_quadrature(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            "exp_normalized has no pointwise function: it is defined by its dual "
+            "kernel only, so it has no quadrature."
+        )
+
+    def _hermite(self, r, degree):
+        g = self.gamma
+        n = np.arange(degree + 1)
+        b = np.exp(0.5 * (g * self.shift + n * math.log(g) - special.gammaln(n + 1.0)))
+        b = np.broadcast_to(b, (r.size, degree + 1)).copy()
+        a = r[:, None] * b
+        return a, b * math.sqrt(g)
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        sx, sy, _, _ = _norms(xp, kxx, kyy)
+        rho = _correlation(xp, kxx, kxy, kyy)
+        rho += self.shift
+        rho *= self.gamma
+        e = _inplace(xp, "exp", rho)
+        S = e * (sx * sy)
+        return S, (e * self.gamma if derivative else None)
+
+
+@_dataclass
+class Rbf(Activation):
+    """``sqrt(2) sin(sqrt(2 gamma) x + π/4)``: ``Σ = exp(-γ(kxx + kyy - 2kxy))``.
+
+    Random Fourier features of the Gaussian kernel (neural-tangents ``Rbf``);
+    ``Σ̇ = 2γ Σ``.
+    """
+
+    gamma: float = 1.0
+    name: ClassVar[str] = "rbf"
+
+    def __post_init__(self):
+        _set(
+            self,
+            "gamma",
+            _check_float(
+                "gamma", self.gamma, positive=True, limit=_SQUARE_LIMIT**2 / 4
+            ),
+        )
+
+    @property
+    def _sin(self) -> Sin:
+        return Sin(math.sqrt(2.0), math.sqrt(2.0 * self.gamma), _PI / 4.0)
+
+    def _fn(self, x):
+        return self._sin._fn(x)
+
+    def _deriv(self, x):
+        return self._sin._deriv(x)
+
+    def _hermite(self, r, degree):
+        return self._sin._hermite(r, degree)
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        e = kxy * (-2.0)
+        e += kxx + kyy
+        e *= -self.gamma
+        S = _inplace(xp, "exp", e)
+        return S, (S * (2.0 * self.gamma) if derivative else None)
+
+
+@_dataclass
 class Gabor(Activation):
     """``exp(-x²) sin(x)``.
 
@@ -2072,51 +1706,417 @@ class Gabor(Activation):
         return S, Sd, None
 
 
-@_dataclass
-class ExpNormalized(Activation):
-    """Normalized Gaussian kernel (Shankar et al. 2020), defined by its dual.
+# --------------------------------------------------------------------------- #
+# Polynomial-type activations: dual as a factorized series in kxy
+# --------------------------------------------------------------------------- #
+def _series_dual(
+    xp: Any, kxx: Any, kxy: Any, kyy: Any, A: Callable[[int, Any], Any], jmax: int
+) -> Any:
+    """``Σ_j kxy^j / j! · A_j(kxx) A_j(kyy)`` by Horner's rule in ``kxy``.
 
-    ``Σ = sqrt(kxx kyy) exp(γ (ρ + shift))``, ``Σ̇ = γ exp(γ (ρ + shift))``,
-    as neural-tangents' ``ExpNormalized(gamma, shift)``; the default
-    ``shift = -1`` gives ``exp(γ (ρ - 1))``.  Hermite coefficients:
-    ``a_n(r) = r sqrt(e^{γ shift} γ^n / n!)``, ``b_n = sqrt(γ e^{γ shift} γ^n / n!)``.
-    There is no pointwise function.
+    For ``(u, v)`` jointly Gaussian, ``E[f(u) f(v)] = Σ_j kxy^j/j! E[f^{(j)}(u)]
+    E[f^{(j)}(v)]`` (expand in ``kxy``; ``d/dkxy E[f(u)g(v)] = E[f'(u)g'(v)]``);
+    for a polynomial ``f`` the series is finite and ``A_j(t) = E[f^{(j)}(u)]``,
+    ``u ~ N(0, t)``, only involves the small diagonal arrays.
+    """
+    out = None
+    for j in range(jmax, -1, -1):
+        term = A(j, kxx) * A(j, kyy)
+        term *= 1.0 / math.factorial(j)
+        if out is None:
+            out = term + xp.zeros_like(kxy)
+        else:
+            out *= kxy
+            out += term
+    return out
+
+
+def _poly_A(coef: Sequence[float]) -> Callable[[int, Any], Any]:
+    """``A_j(t) = E[p^{(j)}(u)]``, ``u ~ N(0, t)``, for ``p = Σ c_i x^i``.
+
+    ``E[u^{2m}] = (2m-1)!! t^m`` gives ``A_j = Σ_m c_{j+2m} (j+2m)!/(2^m m!) t^m``.
     """
 
-    gamma: float = 1.0
-    shift: float = -1.0
-    name: ClassVar[str] = "exp_normalized"
+    def A(j: int, t: Any) -> Any:
+        val = 0.0
+        tp = None
+        for m in range((len(coef) - 1 - j) // 2 + 1):
+            i = j + 2 * m
+            if i >= len(coef):
+                break
+            w = coef[i] * math.exp(
+                math.lgamma(i + 1) - m * math.log(2.0) - math.lgamma(m + 1)
+            )
+            tp = 1.0 if m == 0 else (t if m == 1 else tp * t)
+            val = val + w * tp
+        return val + 0.0 * t
+
+    return A
+
+
+@_dataclass
+class Monomial(_Homogeneous):
+    """Monomial ``x**degree``: ``Σ = E[u^k v^k]`` by Isserlis' theorem."""
+
+    degree: int = 1
+    name: ClassVar[str] = "monomial"
 
     def __post_init__(self):
-        _set(self, "gamma", _check_float("gamma", self.gamma, positive=True))
-        _set(self, "shift", _check_float("shift", self.shift))
+        _set(
+            self,
+            "degree",
+            _check_int("degree", self.degree, maximum=_MAX_DEGREE),
+        )
+
+    @property
+    def _zero_derivative(self) -> bool:  # type: ignore[override]
+        return self.degree == 0
+
+    @property
+    def homogeneous_degree(self) -> int:
+        return self.degree
+
+    def _fn(self, x):
+        return x**self.degree
+
+    def _deriv(self, x):
+        k = self.degree
+        return k * x ** (k - 1) if k else np.zeros_like(x)
+
+    def _unit(self, degree):
+        return monomial_hermite_coefficients(self.degree, degree)
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        k = self.degree
+        return Polynomial((0.0,) * k + (1.0,))._dual(xp, kxx, kxy, kyy, derivative)
+
+
+def _rectified_moments(
+    xp: Any, kxy: Any, gap: Any, k: int, with_gap: bool
+) -> tuple[Any, Any, Any]:
+    """``M(k,k)``, ``M(k-1,k-1)`` and ``D(k,k) = M(k,k)|_{rho=1} - M(k,k)``.
+
+    ``M(p,q) = E[u^p 1[u>0] v^q 1[v>0]]`` for unit variances and correlation
+    ``rho``.  Stein's identity ``E[u f(u,v)] = E[∂_u f] + ρ E[∂_v f]`` (Dirac
+    terms where ``p`` or ``q`` is 0) gives, for ``p >= 1``::
+
+        M(p,q) = (p-1) M(p-2,q) + [p=1] φ(0) s^q m_q
+                 + ρ q M(p-1,q-1) + [q=0] ρ φ(0) s^(p-1) m_(p-1)
+
+    with ``s = sqrt(1 - ρ²)``, ``m_j = E[z^j 1[z>0]]``, ``M(0,0) =
+    (π - θ)/(2π)`` and ``M(0,q) = M(q,0)``.  Finite for every ``ρ``,
+    unlike ``J_k(θ)`` written with ``1/sin θ``.  Subtracting the recursion
+    from its value at ``ρ = 1`` (``s = 0``) gives one for ``D`` in which
+    ``1 - ρ`` only appears where it is accurate (``u``, from the gap)::
+
+        D(p,q) = (p-1) D(p-2,q) - [p=1, q>=1] φ(0) m_q s^q
+                 + q (D(p-1,q-1) + u M(p-1,q-1)) + [q=0, p=1] φ(0) m_0 u
+                 - [q=0, p>=2] ρ φ(0) m_(p-1) s^(p-1)
+
+    with ``D(0,0) = θ/(2π)``; the output gap is ``D(k,k) / m_(2k)``.
+    """
+    u, _ = _plus_minus(xp, kxy, gap)  # 1 - rho
+    rho = u * -1.0
+    rho += 1.0
+    phi, s, _ = _angle(xp, gap)
+    theta = xp.where(kxy < 0, _PI - phi, phi) if _negative(xp, kxy) else phi
+    spow: dict[int, Any] = {}
+    memo: dict[tuple[int, int], Any] = {}
+    dmemo: dict[tuple[int, int], Any] = {}
+
+    def s_pow(j: int) -> Any:
+        if j not in spow:
+            spow[j] = s if j == 1 else s_pow(j - 1) * s
+        return spow[j]
+
+    def add(val: Any, term: Any) -> Any:
+        return term if val is None else val + term
+
+    def M(p: int, q: int) -> Any:
+        if p < q:
+            p, q = q, p  # symmetric in (p, q) for equal variances
+        if (p, q) in memo:
+            return memo[(p, q)]
+        if p == 0:
+            val = 0.5 - theta * _INV_2PI
+        else:
+            val = None
+            if p >= 2:
+                val = (p - 1) * M(p - 2, q)
+            if p == 1:
+                val = add(
+                    val, _INV_SQRT_2PI * _half_moment(q) * (s_pow(q) if q else 1.0)
+                )
+            if q >= 1:
+                val = add(val, (rho * q) * M(p - 1, q - 1))
+            else:
+                term = rho * (_INV_SQRT_2PI * _half_moment(p - 1))
+                val = add(val, term * s_pow(p - 1) if p - 1 else term)
+        memo[(p, q)] = val
+        return val
+
+    def D(p: int, q: int) -> Any:
+        if p < q:
+            p, q = q, p
+        if (p, q) in dmemo:
+            return dmemo[(p, q)]
+        if p == 0:
+            val = theta * _INV_2PI
+        else:
+            val = None
+            if p >= 2:
+                val = (p - 1) * D(p - 2, q)
+            if p == 1 and q >= 1:
+                val = add(val, -_INV_SQRT_2PI * _half_moment(q) * s_pow(q))
+            if q >= 1:
+                val = add(val, q * (D(p - 1, q - 1) + u * M(p - 1, q - 1)))
+            elif p == 1:
+                val = add(val, (_INV_SQRT_2PI * _half_moment(0)) * u)
+            else:
+                val = add(
+                    val, -(_INV_SQRT_2PI * _half_moment(p - 1)) * rho * s_pow(p - 1)
+                )
+        dmemo[(p, q)] = val
+        return val
+
+    Mk = M(k, k)
+    Mk1 = M(k - 1, k - 1) if k >= 1 else None
+    Dk = D(k, k) if with_gap else None
+    return Mk, Mk1, Dk
+
+
+@_dataclass
+class RectifiedMonomial(_GapDual, _Homogeneous):
+    """Rectified monomial ``max(x, 0)**degree`` (degree 0 is ``step``).
+
+    Dual: arc-cosine kernel of degree ``k`` (Cho & Saul 2009),
+    ``Σ = (kxx kyy)^{k/2} M_k(ρ)``, computed by a Stein recursion that stays
+    finite at ``ρ = ±1`` (neural-tangents returns NaN on the diagonal there).
+    """
+
+    degree: int = 1
+    name: ClassVar[str] = "rectified_monomial"
+
+    def __post_init__(self):
+        _set(
+            self,
+            "degree",
+            _check_int("degree", self.degree, maximum=_MAX_DEGREE),
+        )
+
+    @property
+    def _zero_derivative(self) -> bool:  # type: ignore[override]
+        return self.degree == 0
+
+    @property
+    def homogeneous_degree(self) -> int:
+        return self.degree
+
+    def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
+        # M_k is C^k in rho; M_0 (step, and Sigma_dot of k = 1) is not Lipschitz
+        return self.degree == 0 or (self.degree == 1 and ntk)
+
+    def _fn(self, x):
+        return np.where(x > 0, np.maximum(x, 0.0) ** self.degree, 0.0)
+
+    def _deriv(self, x):
+        k = self.degree
+        if k == 0:
+            return np.zeros_like(x)
+        return np.where(x > 0, k * np.maximum(x, 0.0) ** (k - 1), 0.0)
+
+    def _unit(self, degree):
+        return _rectified_monomial_unit(self.degree, degree)
+
+    def _dual_gap(self, xp, kxx, kxy, kyy, gap, derivative, gap_out):
+        k = self.degree
+        if k == 0:
+            return Step()._dual_gap(xp, kxx, kxy, kyy, gap, derivative, gap_out)
+        sx, sy, _, _ = _norms(xp, kxx, kyy)
+        Mk, Mk1, Dk = _rectified_moments(xp, kxy, gap, k, gap_out)
+        p = sx * sy
+        with np.errstate(over="ignore"):  # overflow reported by the caller
+            S = Mk * p**k
+        Sd = None
+        if derivative:
+            Sd = (k * k) * Mk1 * (p ** (k - 1) if k > 1 else 1.0)
+            Sd = Sd + xp.zeros_like(S)
+        g = None
+        if gap_out:  # rho' = M_k(rho) / M_k(1) >= 0, M_k(1) = m_2k
+            g = _clip_gap(xp, Dk * (1.0 / _half_moment(2 * k)))
+        return S, Sd, g
+
+
+@_dataclass
+class Polynomial(Activation):
+    """Polynomial ``Σ_i coef[i] x**i`` (exact dual via Isserlis' theorem)."""
+
+    coef: tuple[float, ...] = (0.0, 1.0)
+    name: ClassVar[str] = "polynomial"
+
+    def __post_init__(self):
+        coef = self.coef
+        if isinstance(coef, numbers.Real) or isinstance(coef, str):
+            raise TypeError(f"coef must be a sequence of real numbers, got {coef!r}.")
+        try:
+            coef = tuple(_check_float("coef[i]", c, limit=_SQUARE_LIMIT) for c in coef)
+        except TypeError as exc:
+            raise TypeError(f"coef must be a sequence of real numbers: {exc}") from None
+        if len(coef) == 0:
+            raise ValueError("coef must contain at least one coefficient.")
+        _set(self, "coef", coef)
+
+    def _fn(self, x):
+        return np.polynomial.polynomial.polyval(x, self.coef)
+
+    def _deriv(self, x):
+        return np.polynomial.polynomial.polyval(x, self._dcoef or (0.0,))
+
+    @property
+    def _dcoef(self) -> tuple[float, ...]:
+        return tuple(i * c for i, c in enumerate(self.coef))[1:]
+
+    def _hermite_a(
+        self, coef: Sequence[float], r: np.ndarray, degree: int
+    ) -> np.ndarray:
+        a = np.zeros((r.size, degree + 1))
+        for i, c in enumerate(coef):
+            if c != 0.0:
+                a += (c * np.power(r, i))[:, None] * monomial_hermite_coefficients(
+                    i, degree
+                )
+        return a
+
+    def _hermite(self, r, degree):
+        with np.errstate(over="ignore", invalid="ignore"):
+            a = self._hermite_a(self.coef, r, degree)
+            b = self._hermite_a(self._dcoef or (0.0,), r, degree)
+        return a, b
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        D = len(self.coef) - 1
+        S = _series_dual(xp, kxx, kxy, kyy, _poly_A(self.coef), D)
+        Sd = None
+        if derivative:
+            dc = self._dcoef or (0.0,)
+            Sd = _series_dual(xp, kxx, kxy, kyy, _poly_A(dc), len(dc) - 1)
+        return S, Sd
+
+
+@_dataclass
+class Hermite(Activation):
+    """Normalized Hermite polynomial ``h_degree = He_degree / sqrt(degree!)``.
+
+    Unlike neural-tangents (which assumes unit variances and returns
+    ``kxy**degree``) the dual is exact for any variances:
+    ``E[h_k(u) h_k(v)] = k! Σ_j kxy^j α^m β^m / (j! m!²)``, ``k = j + 2m``,
+    ``α = (kxx - 1)/2``, ``β = (kyy - 1)/2`` (Mehler's generating function).
+    """
+
+    degree: int = 1
+    name: ClassVar[str] = "hermite"
+
+    def __post_init__(self):
+        _set(
+            self,
+            "degree",
+            _check_int("degree", self.degree, maximum=_MAX_DEGREE),
+        )
+
+    @property
+    def homogeneous_degree(self) -> int | None:
+        return self.degree if self.degree <= 1 else None
+
+    def _fn(self, x):
+        return _h(self.degree, x)
+
+    def _deriv(self, x):
+        k = self.degree
+        return math.sqrt(k) * _h(k - 1, x) if k else np.zeros_like(x)
+
+    @staticmethod
+    def _coefs(k: int, r: np.ndarray, degree: int) -> np.ndarray:
+        # Multiplication theorem: He_k(r z) = Σ_j k!/(j!(k-2j)! 2^j) r^(k-2j)
+        # (r²-1)^j He_{k-2j}(z).
+        a = np.zeros((r.size, degree + 1))
+        for j in range(k // 2 + 1):
+            n = k - 2 * j
+            if n > degree:
+                continue
+            c = math.exp(
+                0.5 * math.lgamma(k + 1)
+                - math.lgamma(j + 1)
+                - 0.5 * math.lgamma(n + 1)
+                - j * math.log(2.0)
+            )
+            a[:, n] = c * np.power(r, n) * np.power(r * r - 1.0, j)
+        return a
+
+    def _hermite(self, r, degree):
+        k = self.degree
+        with np.errstate(over="ignore", invalid="ignore"):
+            a = self._coefs(k, r, degree)
+            b = math.sqrt(k) * self._coefs(k - 1, r, degree) if k else np.zeros_like(a)
+        return a, b
+
+    def _dual(self, xp, kxx, kxy, kyy, derivative):
+        S = _series_dual(xp, kxx, kxy, kyy, _hermite_A(self.degree), self.degree)
+        Sd = None
+        if derivative:
+            k = self.degree
+            if k == 0:
+                Sd = xp.zeros_like(S)
+            else:
+                Sd = _series_dual(xp, kxx, kxy, kyy, _hermite_A(k - 1), k - 1)
+                Sd *= float(k)
+        return S, Sd
+
+
+def _h(k: int, x: np.ndarray) -> np.ndarray:
+    h_prev, h = np.ones_like(x), x * 1.0
+    if k == 0:
+        return h_prev
+    for n in range(1, k):
+        h_prev, h = h, (x * h - math.sqrt(n) * h_prev) / math.sqrt(n + 1)
+    return h
+
+
+def _hermite_A(k: int) -> Callable[[int, Any], Any]:
+    """``A_j(t) = E[h_k^{(j)}(u)] = sqrt(k!) ((t-1)/2)^m / m!`` for ``k - j = 2m``."""
+
+    def A(j: int, t: Any) -> Any:
+        if (k - j) % 2 or j > k:
+            return 0.0 * t
+        m = (k - j) // 2
+        c = math.exp(0.5 * math.lgamma(k + 1) - math.lgamma(m + 1))
+        return c * ((t - 1.0) * 0.5) ** m
+
+    return A
+
+
+@_dataclass
+class Identity(_Homogeneous):
+    """Identity ``x``: ``Σ = kxy``, ``Σ̇ = 1``."""
+
+    name: ClassVar[str] = "identity"
 
     @property
     def homogeneous_degree(self) -> int:
         return 1
 
-    def dual_quadrature(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError(
-            "exp_normalized has no pointwise function: it is defined by its dual "
-            "kernel only, so it has no quadrature."
-        )
+    def _fn(self, x):
+        return x * 1.0
 
-    def _hermite(self, r, degree):
-        g = self.gamma
-        n = np.arange(degree + 1)
-        b = np.exp(0.5 * (g * self.shift + n * math.log(g) - special.gammaln(n + 1.0)))
-        b = np.broadcast_to(b, (r.size, degree + 1)).copy()
-        a = r[:, None] * b
-        return a, b * math.sqrt(g)
+    def _deriv(self, x):
+        return np.ones_like(x)
+
+    def _unit(self, degree):
+        return monomial_hermite_coefficients(1, degree)
 
     def _dual(self, xp, kxx, kxy, kyy, derivative):
-        sx, sy, _, _ = _norms(xp, kxx, kyy)
-        rho = _correlation(xp, kxx, kxy, kyy)
-        rho += self.shift
-        rho *= self.gamma
-        e = _inplace(xp, "exp", rho)
-        S = e * (sx * sy)
-        return S, (e * self.gamma if derivative else None)
+        shape = _shape(kxx, kxy, kyy)
+        S = _broadcast_full(xp, kxy, shape, kxy)
+        return S, (_broadcast_full(xp, 1.0, shape, kxy) if derivative else None)
 
 
 # --------------------------------------------------------------------------- #
