@@ -36,13 +36,13 @@ import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 from scipy import special
 
 from . import _validation
-from ._backend import asxp, get_namespace, to_numpy
+from ._backend import array_api_compat, asxp, get_namespace, to_numpy
 from ._hermite import (
     gauss_hermite,
     hermite_coefficients_quadrature,
@@ -51,7 +51,7 @@ from ._hermite import (
 )
 from ._quadrature import numerical_dual, numerical_hermite
 
-__all__ = ["Activation", "Numerical", "available", "get"]
+__all__ = ["Activation", "Numerical", "available", "get", "register"]
 
 _PI = math.pi
 _INV_2PI = 1.0 / (2.0 * math.pi)
@@ -60,13 +60,23 @@ _DEFAULT_NODES = 120
 # Exponents above this overflow float64 once exponentiated.
 _MAX_EXP = 709.0
 
+#: NumPy ufuncs of the Array API functions that :func:`_inplace` runs in place.
 _NP_INPLACE = {
     "sqrt": np.sqrt,
     "acos": np.arccos,
     "asin": np.arcsin,
     "exp": np.exp,
     "abs": np.abs,
+    "sin": np.sin,
+    "cos": np.cos,
+    "tanh": np.tanh,
+    "cosh": np.cosh,
+    "expm1": np.expm1,
 }
+
+#: NumPy as an Array API namespace (NumPy 1.x lacks ``acos``, ``astype``...):
+#: the pointwise functions run on it for NumPy inputs and for the quadrature.
+_NP_XP = array_api_compat.array_namespace(np.empty(0))
 
 
 # --------------------------------------------------------------------------- #
@@ -297,6 +307,35 @@ def _plus_minus(xp: Any, kxy: Any, gap: Any) -> tuple[Any, Any]:
     return xp.where(neg, other, gap), xp.where(neg, gap, other)
 
 
+def _special(xp: Any, name: str, x: Any) -> Any:
+    """``scipy.special.<name>(x)`` (erf, ndtr, expit) in the namespace of ``x``.
+
+    The Array API has no ``erf``: use the array library's own (PyTorch's
+    ``torch.special``, CuPy's ``cupyx.scipy.special``), else SciPy's, which
+    dispatches on Array API inputs when ``SCIPY_ARRAY_API=1``, else (last
+    resort) compute on the host and move back.
+    """
+    if isinstance(x, np.ndarray | np.generic):
+        return getattr(special, name)(x)
+    module = type(x).__module__
+    if module.startswith("torch"):
+        import torch
+
+        return getattr(torch.special, name)(x)
+    if module.startswith("cupy"):
+        import cupyx.scipy.special
+
+        return getattr(cupyx.scipy.special, name)(x)
+    try:
+        out = getattr(special, name)(x)
+        if type(out) is type(x):
+            return out
+    except Exception:  # SciPy without Array API support for this namespace
+        pass
+    host = getattr(special, name)(np.asarray(to_numpy(x), dtype=np.float64))
+    return asxp(host, xp, device=getattr(x, "device", None), dtype=x.dtype)
+
+
 def _broadcast_full(xp: Any, value: Any, shape: tuple[int, ...], like: Any) -> Any:
     out = xp.zeros(shape, dtype=like.dtype)
     out += value
@@ -340,51 +379,64 @@ class Activation(ABC):
         return None
 
     # ---- pointwise --------------------------------------------------------
-    def _fn(self, x: np.ndarray) -> np.ndarray:
+    #: Whether :meth:`_pointwise` and :meth:`_pointwise_derivative` use Array
+    #: API operations only.  If not (user callables), arrays of other
+    #: namespaces are moved to the host and back, in :meth:`_elementwise`.
+    _array_api: ClassVar[bool] = True
+
+    def _pointwise(self, xp: Any, x: Any) -> Any:
+        """``σ(x)`` elementwise with the functions of namespace ``xp``.
+
+        ``x`` is a floating-point array of ``xp``; it must not be modified
+        (temporaries may be, which saves NumPy passes over memory).  Functions
+        the Array API lacks (``erf``, ``ndtr``, ``expit``) go through
+        :func:`_special`.
+        """
         raise TypeError(
             f"{type(self).__name__} has no pointwise function: it is defined by "
             "its dual kernel only."
         )
 
-    def _deriv(self, x: np.ndarray) -> np.ndarray:
+    def _pointwise_derivative(self, xp: Any, x: Any) -> Any:
+        """``σ'(x)`` elementwise with the functions of namespace ``xp``."""
         raise TypeError(
             f"{type(self).__name__} has no pointwise derivative: it is defined by "
             "its dual kernel only."
         )
 
-    def _elementwise(
-        self,
-        method: Callable[[np.ndarray], np.ndarray],
-        x: Any,
-        derivative: bool = False,
-    ) -> Any:
+    # NumPy float64 forms, for the quadrature engines and Hermite rules.
+    def _fn(self, x: np.ndarray) -> np.ndarray:
+        return self._pointwise(_NP_XP, x)
+
+    def _deriv(self, x: np.ndarray) -> np.ndarray:
+        return self._pointwise_derivative(_NP_XP, x)
+
+    def _elementwise(self, x: Any, derivative: bool) -> Any:
+        method = self._pointwise_derivative if derivative else self._pointwise
         checked = not _validation.inputs_trusted()
         if checked:
             _validation.check_pointwise_input(self, x)
         if isinstance(x, np.ndarray) or isinstance(x, numbers.Real | list | tuple):
             x = np.asarray(x, dtype=np.float64)
             with np.errstate(over="ignore", under="ignore"):
-                out = method(x)
+                out = method(_NP_XP, x)
             if checked and np.isnan(x).any():  # NaN in, NaN out (as NumPy)
                 out = np.where(np.isnan(x), np.nan, out)
             return out
         xp, device = get_namespace(x)[0], getattr(x, "device", None)
-        # Other namespaces: in place, in x's dtype and on its device, where the
-        # activation has an Array API form (_XP_POINTWISE); else via the host.
-        generic = _XP_POINTWISE.get(type(self))
-        if generic is not None:
-            return generic[int(derivative)](self, xp, x)
+        if self._array_api:  # in x's namespace, dtype and device
+            return method(xp, x)
         with np.errstate(over="ignore", under="ignore"):
-            out = method(np.asarray(to_numpy(x), dtype=np.float64))
+            out = method(_NP_XP, np.asarray(to_numpy(x), dtype=np.float64))
         return asxp(out, xp, device=device, dtype=x.dtype)
 
     def __call__(self, x: Any) -> Any:
         """Evaluate ``σ(x)`` elementwise, in the namespace of ``x``."""
-        return self._elementwise(self._fn, x)
+        return self._elementwise(x, derivative=False)
 
     def derivative(self, x: Any) -> Any:
         """Evaluate the a.e. derivative ``σ'(x)`` elementwise, in the namespace of ``x``."""
-        return self._elementwise(self._deriv, x, derivative=True)
+        return self._elementwise(x, derivative=True)
 
     # ---- Hermite coefficients ----------------------------------------------
     def hermite(self, r: Any, degree: int) -> tuple[np.ndarray, np.ndarray]:
@@ -610,6 +662,104 @@ class Activation(ABC):
         return S, Sd
 
 
+# --------------------------------------------------------------------------- #
+# Registry: filled by the @register decorator where each class is defined
+# --------------------------------------------------------------------------- #
+#: Canonical name -> class, in the order of registration (of definition).
+_REGISTRY: dict[str, type[Activation]] = {}
+#: Alias -> canonical name.
+_ALIASES: dict[str, str] = {}
+
+_ActivationType = TypeVar("_ActivationType", bound=type[Activation])
+
+
+def _key(name: str) -> str:
+    """The registry key of a name: case-insensitive, ``-`` read as ``_``."""
+    return name.strip().lower().replace("-", "_")
+
+
+def register(
+    name: str, *, aliases: Sequence[str] = ()
+) -> Callable[[_ActivationType], _ActivationType]:
+    """Class decorator making an :class:`Activation` subclass available by name.
+
+    The class gets ``name`` as its ``name`` attribute; :func:`get` then builds
+    it from ``name`` or any of ``aliases`` (case-insensitive, ``-`` as ``_``)
+    and :func:`available` lists it.  A new activation is one decorated
+    subclass defining ``_pointwise(xp, x)`` and ``_pointwise_derivative(xp,
+    x)`` with Array API operations (and a closed-form ``_dual`` if it has one;
+    otherwise derive from the numerically integrated base ``_Quadrature``).
+
+    Parameters
+    ----------
+    name : str
+        Canonical name: lower case, digits and underscores.
+    aliases : sequence of str, default=()
+        Other names of the same activation.
+
+    Returns
+    -------
+    decorator : callable
+        Registers the class and returns it unchanged otherwise.
+
+    Raises
+    ------
+    TypeError
+        If the decorated object is not an :class:`Activation` subclass.
+    ValueError
+        If a name is not canonical or is already taken.
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> from sklearn_ntk import activations
+    >>> @activations.register("softsign_example")
+    ... @dataclass(frozen=True)
+    ... class Softsign(activations._Quadrature):
+    ...     n_nodes: int = 120
+    ...     _saturating = False  # |x| / (1 + |x|) nears 1 slowly
+    ...     def _pointwise(self, xp, x):
+    ...         return x / (1.0 + xp.abs(x))
+    ...     def _pointwise_derivative(self, xp, x):
+    ...         d = 1.0 + xp.abs(x)
+    ...         return 1.0 / (d * d)
+    >>> act = activations.get("Softsign-Example")
+    >>> float(act(2.0)), float(act.derivative(2.0))
+    (0.6666666666666666, 0.1111111111111111)
+    >>> S, Sd = act.dual(1.0, 0.5, 1.0)
+    >>> round(float(S), 6)  # E[σ(u) σ(v)], unit variances, correlation 1/2
+    0.086354
+    >>> activations._unregister("softsign_example")
+    """
+    keys = [name, *aliases]
+    for key in keys:
+        if not isinstance(key, str) or not key or key != _key(key):
+            raise ValueError(
+                f"Activation names must be non-empty lower-case strings with "
+                f"underscores, got {key!r}."
+            )
+    taken = [key for key in keys if key in _REGISTRY or key in _ALIASES]
+    if taken or len(set(keys)) < len(keys):
+        raise ValueError(f"Activation name(s) {taken or keys} already registered.")
+
+    def decorate(cls: _ActivationType) -> _ActivationType:
+        if not (isinstance(cls, type) and issubclass(cls, Activation)):
+            raise TypeError(f"@register needs an Activation subclass, got {cls!r}.")
+        cls.name = name
+        _REGISTRY[name] = cls
+        _ALIASES.update(dict.fromkeys(aliases, name))
+        return cls
+
+    return decorate
+
+
+def _unregister(name: str) -> None:
+    """Remove an activation and its aliases from the registry (for tests)."""
+    del _REGISTRY[name]
+    for alias in [a for a, target in _ALIASES.items() if target == name]:
+        del _ALIASES[alias]
+
+
 def _dataclass(cls: type) -> type:
     return dataclass(frozen=True)(cls)
 
@@ -780,11 +930,10 @@ def _relu_rho(xp: Any, kxx: Any, kxy: Any, kyy: Any) -> tuple[Any, Any]:
     return S, t
 
 
+@register("relu")
 @_dataclass
 class Relu(_GapDual, _Homogeneous):
     """ReLU ``max(x, 0)``; dual: arc-cosine kernel of degree 1 (Cho & Saul)."""
-
-    name: ClassVar[str] = "relu"
 
     @property
     def homogeneous_degree(self) -> int:
@@ -793,11 +942,11 @@ class Relu(_GapDual, _Homogeneous):
     def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
         return ntk  # Sigma is C^1 in rho; Sigma_dot = (pi - theta)/(2 pi) is not
 
-    def _fn(self, x):
-        return np.maximum(x, 0.0)
+    def _pointwise(self, xp, x):
+        return xp.maximum(x, 0.0)
 
-    def _deriv(self, x):
-        return (x > 0).astype(np.float64)
+    def _pointwise_derivative(self, xp, x):
+        return xp.astype(x > 0, x.dtype)
 
     def _unit(self, degree):
         return _rectified_monomial_unit(1, degree)
@@ -834,6 +983,7 @@ def _leaky_gap_out(xp: Any, alpha: float, kxy: Any, gap: Any, h: Any) -> Any:
     return _clip_gap(xp, out)
 
 
+@register("leaky_relu")
 @_dataclass
 class LeakyRelu(_GapDual, _Homogeneous):
     """Leaky ReLU ``x if x > 0 else alpha x``.
@@ -843,7 +993,6 @@ class LeakyRelu(_GapDual, _Homogeneous):
     """
 
     alpha: float = 0.01
-    name: ClassVar[str] = "leaky_relu"
 
     def __post_init__(self):
         _set(self, "alpha", _check_float("alpha", self.alpha, limit=_SQUARE_LIMIT))
@@ -855,11 +1004,11 @@ class LeakyRelu(_GapDual, _Homogeneous):
     def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
         return ntk and self.alpha != 1.0
 
-    def _fn(self, x):
-        return np.where(x > 0, x, self.alpha * x)
+    def _pointwise(self, xp, x):
+        return xp.where(x > 0, x, self.alpha * x)
 
-    def _deriv(self, x):
-        return np.where(x > 0, 1.0, self.alpha)
+    def _pointwise_derivative(self, xp, x):
+        return xp.where(x > 0, xp.ones_like(x), self.alpha)
 
     def _unit(self, degree):
         a = (1.0 - self.alpha) * _rectified_monomial_unit(1, degree)
@@ -887,11 +1036,10 @@ class LeakyRelu(_GapDual, _Homogeneous):
         return S, (Sd if derivative else None), out
 
 
+@register("abs")
 @_dataclass
 class Abs(_GapDual, _Homogeneous):
     """Absolute value; ``Σ = (2/π)(sqrt(kxx kyy - kxy²) + kxy asin ρ)``."""
-
-    name: ClassVar[str] = "abs"
 
     @property
     def homogeneous_degree(self) -> int:
@@ -900,11 +1048,11 @@ class Abs(_GapDual, _Homogeneous):
     def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
         return ntk  # Sigma_dot = (2/pi) asin(rho)
 
-    def _fn(self, x):
-        return np.abs(x)
+    def _pointwise(self, xp, x):
+        return xp.abs(x)
 
-    def _deriv(self, x):
-        return np.sign(x)
+    def _pointwise_derivative(self, xp, x):
+        return xp.sign(x)
 
     def _unit(self, degree):
         a = _rectified_monomial_unit(1, degree)
@@ -934,6 +1082,7 @@ class Abs(_GapDual, _Homogeneous):
         return S, (t if derivative else None), g
 
 
+@register("step", aliases=("heaviside",))
 @_dataclass
 class Step(_GapDual, _Homogeneous):
     """Heaviside step ``1[x > 0]``; ``Σ = (π - acos ρ)/(2π)``, ``Σ̇ = 0``.
@@ -943,7 +1092,6 @@ class Step(_GapDual, _Homogeneous):
     and ``Σ = σ(0) E[σ(v)] = 0`` exactly.
     """
 
-    name: ClassVar[str] = "step"
     _zero_derivative: ClassVar[bool] = True
 
     @property
@@ -953,11 +1101,11 @@ class Step(_GapDual, _Homogeneous):
     def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
         return True
 
-    def _fn(self, x):
-        return (x > 0).astype(np.float64)
+    def _pointwise(self, xp, x):
+        return xp.astype(x > 0, x.dtype)
 
-    def _deriv(self, x):
-        return np.zeros_like(x)
+    def _pointwise_derivative(self, xp, x):
+        return xp.zeros_like(x)
 
     def _unit(self, degree):
         return _rectified_monomial_unit(0, degree)
@@ -985,11 +1133,11 @@ class Step(_GapDual, _Homogeneous):
         return t, (xp.zeros_like(t) if derivative else None), g
 
 
+@register("sign")
 @_dataclass
 class Sign(_GapDual, _Homogeneous):
     """Sign function; ``Σ = (2/π) asin ρ``, ``Σ̇ = 0`` (a.e. derivative, see Step)."""
 
-    name: ClassVar[str] = "sign"
     _zero_derivative: ClassVar[bool] = True
 
     @property
@@ -999,11 +1147,11 @@ class Sign(_GapDual, _Homogeneous):
     def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
         return True
 
-    def _fn(self, x):
-        return np.sign(x)
+    def _pointwise(self, xp, x):
+        return xp.sign(x)
 
-    def _deriv(self, x):
-        return np.zeros_like(x)
+    def _pointwise_derivative(self, xp, x):
+        return xp.zeros_like(x)
 
     def _unit(self, degree):
         a = 2.0 * _rectified_monomial_unit(0, degree)
@@ -1082,6 +1230,7 @@ def _saturating_dual(act: Any, xp, kxx, kxy, kyy, derivative, g: float):
     return act._dual_gap(xp, kxx, kxy, kyy, gap, derivative, False)[:2]
 
 
+@register("erf")
 @_dataclass
 class Erf(Activation):
     """``a * erf(b * x) + c``.
@@ -1093,17 +1242,24 @@ class Erf(Activation):
     a: float = 1.0
     b: float = 1.0
     c: float = 0.0
-    name: ClassVar[str] = "erf"
 
     def __post_init__(self):
         for f in ("a", "b", "c"):
             _set(self, f, _check_float(f, getattr(self, f), limit=_SQUARE_LIMIT))
 
-    def _fn(self, x):
-        return self.a * special.erf(self.b * x) + self.c
+    def _pointwise(self, xp, x):
+        y = _special(xp, "erf", x * self.b)
+        y *= self.a
+        y += self.c
+        return y
 
-    def _deriv(self, x):
-        return (2.0 * self.a * self.b / math.sqrt(_PI)) * np.exp(-((self.b * x) ** 2))
+    def _pointwise_derivative(self, xp, x):
+        t = x * self.b
+        t *= t
+        t *= -1.0
+        t = _inplace(xp, "exp", t)
+        t *= 2.0 * self.a * self.b / math.sqrt(_PI)
+        return t
 
     def _hermite(self, r, degree):
         # Closed form.  With s = b r and g(z) = exp(-s^2 z^2), Gaussian
@@ -1178,6 +1334,7 @@ class Erf(Activation):
         return S, Sd, None
 
 
+@register("gelu")
 @_dataclass
 class Gelu(Activation):
     """GELU ``x Φ(x)`` (exact erf form).
@@ -1190,13 +1347,19 @@ class Gelu(Activation):
         Σ̇ = (1 + E + cG/(1+a) + cG/(1+d) + cG/Δ) / 4
     """
 
-    name: ClassVar[str] = "gelu"
+    def _pointwise(self, xp, x):
+        y = _special(xp, "ndtr", x)
+        y *= x
+        return y
 
-    def _fn(self, x):
-        return x * special.ndtr(x)
-
-    def _deriv(self, x):
-        return special.ndtr(x) + x * np.exp(-0.5 * x * x) * _INV_SQRT_2PI
+    def _pointwise_derivative(self, xp, x):
+        t = x * -0.5
+        t *= x
+        t = _inplace(xp, "exp", t)
+        t *= x
+        t *= _INV_SQRT_2PI  # x φ(x)
+        t += _special(xp, "ndtr", x)
+        return t
 
     def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
         # asin(arg) and 1/sqrt(Delta), at large variances
@@ -1288,6 +1451,7 @@ def _sincos_dual(xp, kxx, kxy, kyy, amp2, b, c, sign):
     return out
 
 
+@register("sin")
 @_dataclass
 class Sin(Activation):
     """``a * sin(b * x + c)``; ``Σ = a²/2 [E₋ - cos(2c) E₊]``.
@@ -1299,17 +1463,24 @@ class Sin(Activation):
     a: float = 1.0
     b: float = 1.0
     c: float = 0.0
-    name: ClassVar[str] = "sin"
 
     def __post_init__(self):
         for f in ("a", "b", "c"):
             _set(self, f, _check_float(f, getattr(self, f), limit=_TRIG_LIMITS[f]))
 
-    def _fn(self, x):
-        return self.a * np.sin(self.b * x + self.c)
+    def _pointwise(self, xp, x):
+        t = x * self.b
+        t += self.c
+        t = _inplace(xp, "sin", t)
+        t *= self.a
+        return t
 
-    def _deriv(self, x):
-        return self.a * self.b * np.cos(self.b * x + self.c)
+    def _pointwise_derivative(self, xp, x):
+        t = x * self.b
+        t += self.c
+        t = _inplace(xp, "cos", t)
+        t *= self.a * self.b
+        return t
 
     def _hermite(self, r, degree):
         a = _trig_coefs(self.a, self.b, self.c, r, degree, cosine=False)
@@ -1327,6 +1498,7 @@ class Sin(Activation):
         return S, Sd
 
 
+@register("cos")
 @_dataclass
 class Cos(Activation):
     """``a * cos(b * x + c)``; ``Σ = a²/2 [E₋ + cos(2c) E₊]``."""
@@ -1334,17 +1506,24 @@ class Cos(Activation):
     a: float = 1.0
     b: float = 1.0
     c: float = 0.0
-    name: ClassVar[str] = "cos"
 
     def __post_init__(self):
         for f in ("a", "b", "c"):
             _set(self, f, _check_float(f, getattr(self, f), limit=_TRIG_LIMITS[f]))
 
-    def _fn(self, x):
-        return self.a * np.cos(self.b * x + self.c)
+    def _pointwise(self, xp, x):
+        t = x * self.b
+        t += self.c
+        t = _inplace(xp, "cos", t)
+        t *= self.a
+        return t
 
-    def _deriv(self, x):
-        return -self.a * self.b * np.sin(self.b * x + self.c)
+    def _pointwise_derivative(self, xp, x):
+        t = x * self.b
+        t += self.c
+        t = _inplace(xp, "sin", t)
+        t *= -self.a * self.b
+        return t
 
     def _hermite(self, r, degree):
         a = _trig_coefs(self.a, self.b, self.c, r, degree, cosine=True)
@@ -1388,6 +1567,7 @@ def _gauss_power(beta: np.ndarray, n: np.ndarray, log_pref: np.ndarray) -> np.nd
     return sign * val
 
 
+@register("gaussian")
 @_dataclass
 class Gaussian(Activation):
     """``a * exp(b * x**2)`` (neural-tangents' default ``exp(-x²)``).
@@ -1399,17 +1579,25 @@ class Gaussian(Activation):
 
     a: float = 1.0
     b: float = -1.0
-    name: ClassVar[str] = "gaussian"
 
     def __post_init__(self):
         for f in ("a", "b"):
             _set(self, f, _check_float(f, getattr(self, f), limit=_GAUSS_LIMITS[f]))
 
-    def _fn(self, x):
-        return self.a * np.exp(self.b * x * x)
+    def _pointwise(self, xp, x):
+        t = x * self.b
+        t *= x
+        t = _inplace(xp, "exp", t)
+        t *= self.a
+        return t
 
-    def _deriv(self, x):
-        return 2.0 * self.a * self.b * x * np.exp(self.b * x * x)
+    def _pointwise_derivative(self, xp, x):
+        e = x * self.b
+        e *= x
+        e = _inplace(xp, "exp", e)
+        y = x * (2.0 * self.a * self.b)
+        y *= e
+        return y
 
     def _hermite(self, r, degree):
         t = 1.0 - 2.0 * self.b * r * r
@@ -1492,6 +1680,7 @@ class Gaussian(Activation):
         return S, Sd
 
 
+@register("exp")
 @_dataclass
 class Exp(Activation):
     """``a * exp(b * x)``: ``Σ = a² exp(b²(kxx + kyy + 2kxy)/2)``, ``Σ̇ = b² Σ``.
@@ -1502,17 +1691,20 @@ class Exp(Activation):
 
     a: float = 1.0
     b: float = 1.0
-    name: ClassVar[str] = "exp"
 
     def __post_init__(self):
         for f in ("a", "b"):
             _set(self, f, _check_float(f, getattr(self, f), limit=_SQUARE_LIMIT))
 
-    def _fn(self, x):
-        return self.a * np.exp(self.b * x)
+    def _pointwise(self, xp, x):
+        t = _inplace(xp, "exp", x * self.b)
+        t *= self.a
+        return t
 
-    def _deriv(self, x):
-        return self.a * self.b * np.exp(self.b * x)
+    def _pointwise_derivative(self, xp, x):
+        t = _inplace(xp, "exp", x * self.b)
+        t *= self.a * self.b
+        return t
 
     def _hermite(self, r, degree):
         beta = self.b * r
@@ -1536,6 +1728,7 @@ class Exp(Activation):
         return S, Sd
 
 
+@register("exp_normalized")
 @_dataclass
 class ExpNormalized(Activation):
     """Normalized Gaussian kernel (Shankar et al. 2020), defined by its dual.
@@ -1549,7 +1742,6 @@ class ExpNormalized(Activation):
 
     gamma: float = 1.0
     shift: float = -1.0
-    name: ClassVar[str] = "exp_normalized"
 
     def __post_init__(self):
         _set(self, "gamma", _check_float("gamma", self.gamma, positive=True))
@@ -1583,6 +1775,7 @@ class ExpNormalized(Activation):
         return S, (e * self.gamma if derivative else None)
 
 
+@register("rbf")
 @_dataclass
 class Rbf(Activation):
     """``sqrt(2) sin(sqrt(2 gamma) x + π/4)``: ``Σ = exp(-γ(kxx + kyy - 2kxy))``.
@@ -1592,7 +1785,6 @@ class Rbf(Activation):
     """
 
     gamma: float = 1.0
-    name: ClassVar[str] = "rbf"
 
     def __post_init__(self):
         _set(
@@ -1607,11 +1799,11 @@ class Rbf(Activation):
     def _sin(self) -> Sin:
         return Sin(math.sqrt(2.0), math.sqrt(2.0 * self.gamma), _PI / 4.0)
 
-    def _fn(self, x):
-        return self._sin._fn(x)
+    def _pointwise(self, xp, x):
+        return self._sin._pointwise(xp, x)
 
-    def _deriv(self, x):
-        return self._sin._deriv(x)
+    def _pointwise_derivative(self, xp, x):
+        return self._sin._pointwise_derivative(xp, x)
 
     def _hermite(self, r, degree):
         return self._sin._hermite(r, degree)
@@ -1624,6 +1816,14 @@ class Rbf(Activation):
         return S, (S * (2.0 * self.gamma) if derivative else None)
 
 
+def _gauss_bump(xp: Any, x: Any) -> Any:
+    """``exp(-x²)`` as a new array."""
+    e = x * x
+    e *= -1.0
+    return _inplace(xp, "exp", e)
+
+
+@register("gabor")
 @_dataclass
 class Gabor(Activation):
     """``exp(-x²) sin(x)``.
@@ -1635,13 +1835,18 @@ class Gabor(Activation):
     cos(ωx)|_{ω=1}``.
     """
 
-    name: ClassVar[str] = "gabor"
+    def _pointwise(self, xp, x):
+        e = _gauss_bump(xp, x)
+        e *= xp.sin(x)
+        return e
 
-    def _fn(self, x):
-        return np.exp(-x * x) * np.sin(x)
-
-    def _deriv(self, x):
-        return np.exp(-x * x) * (np.cos(x) - 2.0 * x * np.sin(x))
+    def _pointwise_derivative(self, xp, x):
+        t = x * 2.0
+        t *= xp.sin(x)
+        c = xp.cos(x)
+        c -= t
+        c *= _gauss_bump(xp, x)
+        return c
 
     def _needs_gap(self, ntk: bool, scale: float | None = None) -> bool:
         return scale is None or 2.0 * scale > _SATURATION  # 1/sqrt(det)
@@ -1731,6 +1936,20 @@ def _series_dual(
     return out
 
 
+def _horner(coef: Sequence[float], x: Any) -> Any:
+    """``Σ_i coef[i] x**i`` by Horner's rule, in place on one temporary.
+
+    The operations of ``numpy.polynomial.polynomial.polyval`` in the same
+    order (so the same bits), with arithmetic operators only.
+    """
+    y = x * 0.0
+    y += coef[-1]
+    for c in coef[-2::-1]:
+        y *= x
+        y += c
+    return y
+
+
 def _poly_A(coef: Sequence[float]) -> Callable[[int, Any], Any]:
     """``A_j(t) = E[p^{(j)}(u)]``, ``u ~ N(0, t)``, for ``p = Σ c_i x^i``.
 
@@ -1754,12 +1973,12 @@ def _poly_A(coef: Sequence[float]) -> Callable[[int, Any], Any]:
     return A
 
 
+@register("monomial")
 @_dataclass
 class Monomial(_Homogeneous):
     """Monomial ``x**degree``: ``Σ = E[u^k v^k]`` by Isserlis' theorem."""
 
     degree: int = 1
-    name: ClassVar[str] = "monomial"
 
     def __post_init__(self):
         _set(
@@ -1776,12 +1995,12 @@ class Monomial(_Homogeneous):
     def homogeneous_degree(self) -> int:
         return self.degree
 
-    def _fn(self, x):
+    def _pointwise(self, xp, x):
         return x**self.degree
 
-    def _deriv(self, x):
+    def _pointwise_derivative(self, xp, x):
         k = self.degree
-        return k * x ** (k - 1) if k else np.zeros_like(x)
+        return k * x ** (k - 1) if k else xp.zeros_like(x)
 
     def _unit(self, degree):
         return monomial_hermite_coefficients(self.degree, degree)
@@ -1885,6 +2104,7 @@ def _rectified_moments(
     return Mk, Mk1, Dk
 
 
+@register("rectified_monomial")
 @_dataclass
 class RectifiedMonomial(_GapDual, _Homogeneous):
     """Rectified monomial ``max(x, 0)**degree`` (degree 0 is ``step``).
@@ -1895,7 +2115,6 @@ class RectifiedMonomial(_GapDual, _Homogeneous):
     """
 
     degree: int = 1
-    name: ClassVar[str] = "rectified_monomial"
 
     def __post_init__(self):
         _set(
@@ -1916,14 +2135,14 @@ class RectifiedMonomial(_GapDual, _Homogeneous):
         # M_k is C^k in rho; M_0 (step, and Sigma_dot of k = 1) is not Lipschitz
         return self.degree == 0 or (self.degree == 1 and ntk)
 
-    def _fn(self, x):
-        return np.where(x > 0, np.maximum(x, 0.0) ** self.degree, 0.0)
+    def _pointwise(self, xp, x):
+        return xp.where(x > 0, xp.maximum(x, 0.0) ** self.degree, 0.0)
 
-    def _deriv(self, x):
+    def _pointwise_derivative(self, xp, x):
         k = self.degree
         if k == 0:
-            return np.zeros_like(x)
-        return np.where(x > 0, k * np.maximum(x, 0.0) ** (k - 1), 0.0)
+            return xp.zeros_like(x)
+        return xp.where(x > 0, k * xp.maximum(x, 0.0) ** (k - 1), 0.0)
 
     def _unit(self, degree):
         return _rectified_monomial_unit(self.degree, degree)
@@ -1947,12 +2166,12 @@ class RectifiedMonomial(_GapDual, _Homogeneous):
         return S, Sd, g
 
 
+@register("polynomial")
 @_dataclass
 class Polynomial(Activation):
     """Polynomial ``Σ_i coef[i] x**i`` (exact dual via Isserlis' theorem)."""
 
     coef: tuple[float, ...] = (0.0, 1.0)
-    name: ClassVar[str] = "polynomial"
 
     def __post_init__(self):
         coef = self.coef
@@ -1966,11 +2185,11 @@ class Polynomial(Activation):
             raise ValueError("coef must contain at least one coefficient.")
         _set(self, "coef", coef)
 
-    def _fn(self, x):
-        return np.polynomial.polynomial.polyval(x, self.coef)
+    def _pointwise(self, xp, x):
+        return _horner(self.coef, x)
 
-    def _deriv(self, x):
-        return np.polynomial.polynomial.polyval(x, self._dcoef or (0.0,))
+    def _pointwise_derivative(self, xp, x):
+        return _horner(self._dcoef or (0.0,), x)
 
     @property
     def _dcoef(self) -> tuple[float, ...]:
@@ -2003,6 +2222,7 @@ class Polynomial(Activation):
         return S, Sd
 
 
+@register("hermite")
 @_dataclass
 class Hermite(Activation):
     """Normalized Hermite polynomial ``h_degree = He_degree / sqrt(degree!)``.
@@ -2014,7 +2234,6 @@ class Hermite(Activation):
     """
 
     degree: int = 1
-    name: ClassVar[str] = "hermite"
 
     def __post_init__(self):
         _set(
@@ -2027,12 +2246,12 @@ class Hermite(Activation):
     def homogeneous_degree(self) -> int | None:
         return self.degree if self.degree <= 1 else None
 
-    def _fn(self, x):
-        return _h(self.degree, x)
+    def _pointwise(self, xp, x):
+        return _h(xp, self.degree, x)
 
-    def _deriv(self, x):
+    def _pointwise_derivative(self, xp, x):
         k = self.degree
-        return math.sqrt(k) * _h(k - 1, x) if k else np.zeros_like(x)
+        return math.sqrt(k) * _h(xp, k - 1, x) if k else xp.zeros_like(x)
 
     @staticmethod
     def _coefs(k: int, r: np.ndarray, degree: int) -> np.ndarray:
@@ -2072,8 +2291,9 @@ class Hermite(Activation):
         return S, Sd
 
 
-def _h(k: int, x: np.ndarray) -> np.ndarray:
-    h_prev, h = np.ones_like(x), x * 1.0
+def _h(xp: Any, k: int, x: Any) -> Any:
+    """``h_k(x)`` by the normalized three-term recurrence (see ``_hermite``)."""
+    h_prev, h = xp.ones_like(x), x * 1.0
     if k == 0:
         return h_prev
     for n in range(1, k):
@@ -2094,21 +2314,20 @@ def _hermite_A(k: int) -> Callable[[int, Any], Any]:
     return A
 
 
+@register("identity", aliases=("linear",))
 @_dataclass
 class Identity(_Homogeneous):
     """Identity ``x``: ``Σ = kxy``, ``Σ̇ = 1``."""
-
-    name: ClassVar[str] = "identity"
 
     @property
     def homogeneous_degree(self) -> int:
         return 1
 
-    def _fn(self, x):
+    def _pointwise(self, xp, x):
         return x * 1.0
 
-    def _deriv(self, x):
-        return np.ones_like(x)
+    def _pointwise_derivative(self, xp, x):
+        return xp.ones_like(x)
 
     def _unit(self, degree):
         return monomial_hermite_coefficients(1, degree)
@@ -2159,64 +2378,74 @@ class _Quadrature(Activation):
         return numerical_hermite(self, r, degree, kinks=self._kinks)
 
 
+@register("tanh")
 @_dataclass
 class Tanh(_Quadrature):
     """Hyperbolic tangent (numerically integrated dual)."""
 
     n_nodes: int = _DEFAULT_NODES
-    name: ClassVar[str] = "tanh"
     _parity: ClassVar[int | None] = 1
 
-    def _fn(self, x):
-        return np.tanh(x)
+    def _pointwise(self, xp, x):
+        return xp.tanh(x)
 
-    def _deriv(self, x):
-        c = np.cosh(np.clip(x, -350.0, 350.0))
-        return 1.0 / (c * c)
+    def _pointwise_derivative(self, xp, x):
+        c = xp.clip(x, -350.0, 350.0)  # 1 / cosh² underflows to 0 before
+        c = _inplace(xp, "cosh", c)
+        c *= c
+        return _rdiv(xp, 1.0, c)
 
 
+@register("sigmoid")
 @_dataclass
 class Sigmoid(_Quadrature):
     """Logistic sigmoid ``1 / (1 + exp(-x))`` (numerically integrated dual)."""
 
     n_nodes: int = _DEFAULT_NODES
-    name: ClassVar[str] = "sigmoid"
 
-    def _fn(self, x):
-        return special.expit(x)
+    def _pointwise(self, xp, x):
+        return _special(xp, "expit", x)
 
-    def _deriv(self, x):
-        s = special.expit(x)
-        return s * (1.0 - s)
+    def _pointwise_derivative(self, xp, x):
+        s = _special(xp, "expit", x)
+        t = _rsub(xp, 1.0, s)
+        t *= s
+        return t
 
 
+@register("softplus")
 @_dataclass
 class Softplus(_Quadrature):
     """Softplus ``log(1 + exp(x))`` (numerically integrated dual)."""
 
     n_nodes: int = _DEFAULT_NODES
-    name: ClassVar[str] = "softplus"
 
-    def _fn(self, x):
-        return np.logaddexp(0.0, x)
+    def _pointwise(self, xp, x):
+        return xp.logaddexp(0.0, x)
 
-    def _deriv(self, x):
-        return special.expit(x)
+    def _pointwise_derivative(self, xp, x):
+        return _special(xp, "expit", x)
 
 
+@register("silu", aliases=("swish",))
 @_dataclass
 class Silu(_Quadrature):
     """SiLU / swish ``x * sigmoid(x)`` (numerically integrated dual)."""
 
     n_nodes: int = _DEFAULT_NODES
-    name: ClassVar[str] = "silu"
 
-    def _fn(self, x):
-        return x * special.expit(x)
+    def _pointwise(self, xp, x):
+        s = _special(xp, "expit", x)
+        s *= x
+        return s
 
-    def _deriv(self, x):
-        s = special.expit(x)
-        return s * (1.0 + x * (1.0 - s))
+    def _pointwise_derivative(self, xp, x):
+        s = _special(xp, "expit", x)
+        t = _rsub(xp, 1.0, s)
+        t *= x
+        t += 1.0
+        t *= s
+        return t
 
 
 def _elu_smooth(alpha: float, mu: np.ndarray, tau: np.ndarray, derivative: bool):
@@ -2248,24 +2477,36 @@ def _elu_smooth(alpha: float, mu: np.ndarray, tau: np.ndarray, derivative: bool)
         return np.where(pos, out, exact)
 
 
+def _elu(xp: Any, alpha: float, x: Any, derivative: bool) -> Any:
+    """``x if x > 0 else alpha (exp(x) - 1)``, or its derivative."""
+    m = xp.minimum(x, 0.0)
+    if derivative:
+        m = _inplace(xp, "exp", m)
+        m *= alpha
+        return xp.where(x > 0, 1.0, m)
+    m = _inplace(xp, "expm1", m)
+    m *= alpha
+    return xp.where(x > 0, x, m)
+
+
+@register("elu")
 @_dataclass
 class Elu(_Quadrature):
     """ELU ``x if x > 0 else alpha (exp(x) - 1)`` (numerically integrated dual)."""
 
     alpha: float = 1.0
     n_nodes: int = _DEFAULT_NODES
-    name: ClassVar[str] = "elu"
     _kinks: ClassVar[tuple[float, ...]] = (0.0,)
 
     def __post_init__(self):
         _set(self, "alpha", _check_float("alpha", self.alpha, limit=_SQUARE_LIMIT))
         self._check_nodes()
 
-    def _fn(self, x):
-        return np.where(x > 0, x, self.alpha * np.expm1(np.minimum(x, 0.0)))
+    def _pointwise(self, xp, x):
+        return _elu(xp, self.alpha, x, derivative=False)
 
-    def _deriv(self, x):
-        return np.where(x > 0, 1.0, self.alpha * np.exp(np.minimum(x, 0.0)))
+    def _pointwise_derivative(self, xp, x):
+        return _elu(xp, self.alpha, x, derivative=True)
 
     def _gauss_smooth(self, mu, tau, derivative):
         return _elu_smooth(self.alpha, mu, tau, derivative)
@@ -2275,41 +2516,48 @@ _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 
 
+@register("selu")
 @_dataclass
 class Selu(_Quadrature):
     """SELU ``scale * elu(x, alpha)`` with the self-normalizing constants."""
 
     n_nodes: int = _DEFAULT_NODES
-    name: ClassVar[str] = "selu"
     _kinks: ClassVar[tuple[float, ...]] = (0.0,)
 
-    def _fn(self, x):
-        return _SELU_SCALE * np.where(
-            x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0.0))
-        )
+    def _pointwise(self, xp, x):
+        y = _elu(xp, _SELU_ALPHA, x, derivative=False)
+        y *= _SELU_SCALE
+        return y
 
-    def _deriv(self, x):
-        return _SELU_SCALE * np.where(
-            x > 0, 1.0, _SELU_ALPHA * np.exp(np.minimum(x, 0.0))
-        )
+    def _pointwise_derivative(self, xp, x):
+        y = _elu(xp, _SELU_ALPHA, x, derivative=True)
+        y *= _SELU_SCALE
+        return y
 
     def _gauss_smooth(self, mu, tau, derivative):
         return _SELU_SCALE * _elu_smooth(_SELU_ALPHA, mu, tau, derivative)
 
 
+@register("mish")
 @_dataclass
 class Mish(_Quadrature):
     """Mish ``x * tanh(softplus(x))`` (numerically integrated dual)."""
 
     n_nodes: int = _DEFAULT_NODES
-    name: ClassVar[str] = "mish"
 
-    def _fn(self, x):
-        return x * np.tanh(np.logaddexp(0.0, x))
+    def _pointwise(self, xp, x):
+        t = _inplace(xp, "tanh", xp.logaddexp(0.0, x))
+        t *= x
+        return t
 
-    def _deriv(self, x):
-        t = np.tanh(np.logaddexp(0.0, x))
-        return t + x * (1.0 - t * t) * special.expit(x)
+    def _pointwise_derivative(self, xp, x):
+        t = _inplace(xp, "tanh", xp.logaddexp(0.0, x))
+        u = t * t
+        u = _rsub(xp, 1.0, u)
+        u *= x
+        u *= _special(xp, "expit", x)
+        u += t
+        return u
 
 
 @_dataclass
@@ -2354,6 +2602,7 @@ class Numerical(_Quadrature):
     n_nodes: int = _DEFAULT_NODES
     kinks: tuple[float, ...] = ()
     name: ClassVar[str] = "numerical"
+    _array_api: ClassVar[bool] = False
     _parity: ClassVar[int | None] = None
     _saturating: ClassVar[bool] = False
 
@@ -2393,10 +2642,11 @@ class Numerical(_Quadrature):
     def _fd_derivative(self) -> bool:
         return self.derivative_fn is None
 
-    def _fn(self, x):
+    # User callables are NumPy functions: evaluated on the host (_array_api).
+    def _pointwise(self, xp, x):
         return _call_user(self.fn, x, "fn")
 
-    def _deriv(self, x):
+    def _pointwise_derivative(self, xp, x):
         if self.derivative_fn is not None:
             return _call_user(self.derivative_fn, x, "derivative")
         h = np.finfo(np.float64).eps ** (1.0 / 3.0) * np.maximum(1.0, np.abs(x))
@@ -2454,152 +2704,8 @@ def _call_user(fn: Callable[[np.ndarray], Any], x: np.ndarray, role: str) -> np.
 
 
 # --------------------------------------------------------------------------- #
-# Registry
+# Names
 # --------------------------------------------------------------------------- #
-_REGISTRY: dict[str, type[Activation]] = {
-    cls.name: cls
-    for cls in (
-        Relu,
-        LeakyRelu,
-        Abs,
-        Step,
-        Sign,
-        Erf,
-        Gelu,
-        Sin,
-        Cos,
-        Gaussian,
-        Exp,
-        ExpNormalized,
-        Rbf,
-        Gabor,
-        Monomial,
-        RectifiedMonomial,
-        Polynomial,
-        Hermite,
-        Identity,
-        Tanh,
-        Sigmoid,
-        Softplus,
-        Silu,
-        Elu,
-        Selu,
-        Mish,
-    )
-}
-
-
-# --------------------------------------------------------------------------- #
-# Pointwise functions on any Array API namespace
-# --------------------------------------------------------------------------- #
-def _special(xp: Any, name: str, x: Any) -> Any:
-    """``scipy.special.<name>(x)`` (erf, ndtr) in the namespace of ``x``.
-
-    The Array API has no ``erf``: use the array library's own (PyTorch's
-    ``torch.special``, CuPy's ``cupyx.scipy.special``), else SciPy's, which
-    dispatches on Array API inputs when ``SCIPY_ARRAY_API=1``, else (last
-    resort) compute on the host and move back.
-    """
-    module = type(x).__module__
-    if module.startswith("torch"):
-        import torch
-
-        return getattr(torch.special, name)(x)
-    if module.startswith("cupy"):
-        import cupyx.scipy.special
-
-        return getattr(cupyx.scipy.special, name)(x)
-    try:
-        out = getattr(special, name)(x)
-        if type(out) is type(x):
-            return out
-    except Exception:  # SciPy without Array API support for this namespace
-        pass
-    host = getattr(special, name)(np.asarray(to_numpy(x), dtype=np.float64))
-    return asxp(host, xp, device=getattr(x, "device", None), dtype=x.dtype)
-
-
-def _zeros(xp: Any, x: Any) -> Any:
-    return xp.zeros_like(x)
-
-
-def _ones(xp: Any, x: Any) -> Any:
-    return xp.ones_like(x)
-
-
-def _positive(xp: Any, x: Any) -> Any:
-    return xp.astype(x > 0, x.dtype)
-
-
-def _erf_fn(act: Any, xp: Any, x: Any) -> Any:
-    return act.a * _special(xp, "erf", act.b * x) + act.c
-
-
-def _erf_deriv(act: Any, xp: Any, x: Any) -> Any:
-    return (2.0 * act.a * act.b / math.sqrt(_PI)) * xp.exp(-((act.b * x) ** 2))
-
-
-def _ndtr(xp: Any, x: Any) -> Any:
-    return 0.5 * (1.0 + _special(xp, "erf", x * (1.0 / math.sqrt(2.0))))
-
-
-def _sigmoid(xp: Any, x: Any) -> Any:
-    return 1.0 / (1.0 + xp.exp(-x))
-
-
-#: Array API forms of ``(σ, σ')`` by activation class; the rest go via NumPy.
-_XP_POINTWISE: dict[type, tuple[Callable, Callable]] = {
-    Relu: (
-        lambda act, xp, x: xp.where(x > 0, x, xp.zeros_like(x)),
-        lambda act, xp, x: _positive(xp, x),
-    ),
-    LeakyRelu: (
-        lambda act, xp, x: xp.where(x > 0, x, act.alpha * x),
-        lambda act, xp, x: xp.where(x > 0, _ones(xp, x), act.alpha * _ones(xp, x)),
-    ),
-    Abs: (lambda act, xp, x: xp.abs(x), lambda act, xp, x: xp.sign(x)),
-    Step: (lambda act, xp, x: _positive(xp, x), lambda act, xp, x: _zeros(xp, x)),
-    Sign: (lambda act, xp, x: xp.sign(x), lambda act, xp, x: _zeros(xp, x)),
-    Identity: (lambda act, xp, x: x * 1.0, lambda act, xp, x: _ones(xp, x)),
-    Erf: (_erf_fn, _erf_deriv),
-    Gelu: (
-        lambda act, xp, x: x * _ndtr(xp, x),
-        lambda act, xp, x: _ndtr(xp, x) + x * xp.exp(-0.5 * x * x) * _INV_SQRT_2PI,
-    ),
-    Sin: (
-        lambda act, xp, x: act.a * xp.sin(act.b * x + act.c),
-        lambda act, xp, x: act.a * act.b * xp.cos(act.b * x + act.c),
-    ),
-    Cos: (
-        lambda act, xp, x: act.a * xp.cos(act.b * x + act.c),
-        lambda act, xp, x: -act.a * act.b * xp.sin(act.b * x + act.c),
-    ),
-    Exp: (
-        lambda act, xp, x: act.a * xp.exp(act.b * x),
-        lambda act, xp, x: act.a * act.b * xp.exp(act.b * x),
-    ),
-    Gaussian: (
-        lambda act, xp, x: act.a * xp.exp(act.b * x * x),
-        lambda act, xp, x: 2.0 * act.a * act.b * x * xp.exp(act.b * x * x),
-    ),
-    Tanh: (
-        lambda act, xp, x: xp.tanh(x),
-        lambda act, xp, x: 1.0 - xp.tanh(x) ** 2,
-    ),
-    Sigmoid: (
-        lambda act, xp, x: _sigmoid(xp, x),
-        lambda act, xp, x: _sigmoid(xp, x) * (1.0 - _sigmoid(xp, x)),
-    ),
-    Silu: (
-        lambda act, xp, x: x * _sigmoid(xp, x),
-        lambda act, xp, x: _sigmoid(xp, x) * (1.0 + x * (1.0 - _sigmoid(xp, x))),
-    ),
-}
-
-
-_ALIASES = {"swish": "silu", "linear": "identity", "heaviside": "step"}
-
-
 def available() -> list[str]:
     """Names accepted by :func:`get`: canonical names, then aliases.
 
@@ -2654,7 +2760,7 @@ def get(act: str | Activation | Callable[..., Any], **params: Any) -> Activation
             )
         return act
     if isinstance(act, str):
-        key = act.strip().lower().replace("-", "_")
+        key = _key(act)
         key = _ALIASES.get(key, key)
         if key not in _REGISTRY:
             raise ValueError(
@@ -2669,15 +2775,6 @@ def get(act: str | Activation | Callable[..., Any], **params: Any) -> Activation
                 f"Unknown parameter(s) {unknown} for activation {key!r}; valid "
                 f"parameters: {allowed or 'none'}."
             )
-        if (
-            cls is Polynomial
-            and "coef" in params
-            and not isinstance(params["coef"], str)
-        ):
-            try:
-                params["coef"] = tuple(params["coef"])
-            except TypeError:
-                pass
         return cls(**params)
     if callable(act):
         unknown = sorted(set(params) - {"derivative", "n_nodes", "kinks"})
