@@ -44,7 +44,7 @@ from scipy import special
 from . import _validation
 from ._backend import array_api_compat, asxp, get_namespace, to_numpy
 from ._hermite import (
-    gauss_hermite,
+    bivariate_gauss_hermite,
     hermite_coefficients_quadrature,
     log_double_factorial,
     monomial_hermite_coefficients,
@@ -336,6 +336,25 @@ def _special(xp: Any, name: str, x: Any) -> Any:
     return asxp(host, xp, device=getattr(x, "device", None), dtype=x.dtype)
 
 
+def _const(xp: Any, value: float, like: Any) -> Any:
+    """``value`` as a 0-d array of ``like``'s dtype and device.
+
+    Array API functions take Python scalars only from the 2024.12 standard
+    on (the array-api-compat vendored by scikit-learn does not); a 0-d array
+    broadcasts at no cost.
+    """
+    return xp.asarray(value, dtype=like.dtype, device=getattr(like, "device", None))
+
+
+def _clip(xp: Any, x: Any, lo: float, hi: float) -> Any:
+    """``clip(x, lo, hi)`` as a new array: one pass for NumPy, and no
+    ``xp.clip``, which the array-api-compat vendored by scikit-learn gets
+    wrong on array-api-strict."""
+    if isinstance(x, np.ndarray):
+        return np.clip(x, lo, hi)
+    return xp.minimum(xp.maximum(x, _const(xp, lo, x)), _const(xp, hi, x))
+
+
 def _broadcast_full(xp: Any, value: Any, shape: tuple[int, ...], like: Any) -> Any:
     out = xp.zeros(shape, dtype=like.dtype)
     out += value
@@ -423,7 +442,8 @@ class Activation(ABC):
             if checked and np.isnan(x).any():  # NaN in, NaN out (as NumPy)
                 out = np.where(np.isnan(x), np.nan, out)
             return out
-        xp, device = get_namespace(x)[0], getattr(x, "device", None)
+        # x's own namespace, whether or not scikit-learn's dispatch is on.
+        xp, device = array_api_compat.array_namespace(x), getattr(x, "device", None)
         if self._array_api:  # in x's namespace, dtype and device
             return method(xp, x)
         with np.errstate(over="ignore", under="ignore"):
@@ -632,30 +652,9 @@ class Activation(ABC):
             np.broadcast_to(np.asarray(to_numpy(k), dtype=np.float64), shape).ravel()
             for k in (kxx, kxy, kyy)
         )
-        z, w = gauss_hermite(n_nodes)
-        sx = np.sqrt(np.maximum(a, 0.0))
-        sy = np.sqrt(np.maximum(d, 0.0))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rho = np.where((sx > 0) & (sy > 0), c / (sx * sy), 0.0)
-        rho = np.nan_to_num(np.clip(rho, -1.0, 1.0))
-        rc = np.sqrt(np.maximum(1.0 - rho * rho, 0.0))
-        S = np.empty(a.size)
-        Sd = np.empty(a.size) if derivative else None
-        chunk = max(1, 2_000_000 // (n_nodes * n_nodes))
-        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            for s in range(0, a.size, chunk):
-                sl = slice(s, s + chunk)
-                u = sx[sl, None] * z  # (N, n): z1 nodes
-                # v at (z1_i, z2_j): (N, n, n)
-                v = sy[sl, None, None] * (
-                    rho[sl, None, None] * z[None, :, None]
-                    + rc[sl, None, None] * z[None, None, :]
-                )
-                S[sl] = np.einsum("ni,i,ni->n", self._fn(u), w, self._fn(v) @ w)
-                if derivative:
-                    Sd[sl] = np.einsum(
-                        "ni,i,ni->n", self._deriv(u), w, self._deriv(v) @ w
-                    )
+        S, Sd = bivariate_gauss_hermite(
+            self._fn, self._deriv if derivative else None, a, c, d, n_nodes
+        )
         S = asxp(S.reshape(shape), xp, device=device)
         if derivative:
             Sd = asxp(Sd.reshape(shape), xp, device=device)
@@ -943,7 +942,7 @@ class Relu(_GapDual, _Homogeneous):
         return ntk  # Sigma is C^1 in rho; Sigma_dot = (pi - theta)/(2 pi) is not
 
     def _pointwise(self, xp, x):
-        return xp.maximum(x, 0.0)
+        return xp.maximum(x, _const(xp, 0.0, x))
 
     def _pointwise_derivative(self, xp, x):
         return xp.astype(x > 0, x.dtype)
@@ -1008,7 +1007,7 @@ class LeakyRelu(_GapDual, _Homogeneous):
         return xp.where(x > 0, x, self.alpha * x)
 
     def _pointwise_derivative(self, xp, x):
-        return xp.where(x > 0, xp.ones_like(x), self.alpha)
+        return xp.where(x > 0, xp.ones_like(x), _const(xp, self.alpha, x))
 
     def _unit(self, degree):
         a = (1.0 - self.alpha) * _rectified_monomial_unit(1, degree)
@@ -2136,13 +2135,15 @@ class RectifiedMonomial(_GapDual, _Homogeneous):
         return self.degree == 0 or (self.degree == 1 and ntk)
 
     def _pointwise(self, xp, x):
-        return xp.where(x > 0, xp.maximum(x, 0.0) ** self.degree, 0.0)
+        zero = _const(xp, 0.0, x)
+        return xp.where(x > 0, xp.maximum(x, zero) ** self.degree, zero)
 
     def _pointwise_derivative(self, xp, x):
         k = self.degree
         if k == 0:
             return xp.zeros_like(x)
-        return xp.where(x > 0, k * xp.maximum(x, 0.0) ** (k - 1), 0.0)
+        zero = _const(xp, 0.0, x)
+        return xp.where(x > 0, k * xp.maximum(x, zero) ** (k - 1), zero)
 
     def _unit(self, degree):
         return _rectified_monomial_unit(self.degree, degree)
@@ -2390,7 +2391,7 @@ class Tanh(_Quadrature):
         return xp.tanh(x)
 
     def _pointwise_derivative(self, xp, x):
-        c = xp.clip(x, -350.0, 350.0)  # 1 / cosh² underflows to 0 before
+        c = _clip(xp, x, -350.0, 350.0)  # 1 / cosh² underflows to 0 before
         c = _inplace(xp, "cosh", c)
         c *= c
         return _rdiv(xp, 1.0, c)
@@ -2421,7 +2422,7 @@ class Softplus(_Quadrature):
     n_nodes: int = _DEFAULT_NODES
 
     def _pointwise(self, xp, x):
-        return xp.logaddexp(0.0, x)
+        return xp.logaddexp(_const(xp, 0.0, x), x)
 
     def _pointwise_derivative(self, xp, x):
         return _special(xp, "expit", x)
@@ -2479,11 +2480,11 @@ def _elu_smooth(alpha: float, mu: np.ndarray, tau: np.ndarray, derivative: bool)
 
 def _elu(xp: Any, alpha: float, x: Any, derivative: bool) -> Any:
     """``x if x > 0 else alpha (exp(x) - 1)``, or its derivative."""
-    m = xp.minimum(x, 0.0)
+    m = xp.minimum(x, _const(xp, 0.0, x))
     if derivative:
         m = _inplace(xp, "exp", m)
         m *= alpha
-        return xp.where(x > 0, 1.0, m)
+        return xp.where(x > 0, _const(xp, 1.0, x), m)
     m = _inplace(xp, "expm1", m)
     m *= alpha
     return xp.where(x > 0, x, m)
@@ -2546,12 +2547,12 @@ class Mish(_Quadrature):
     n_nodes: int = _DEFAULT_NODES
 
     def _pointwise(self, xp, x):
-        t = _inplace(xp, "tanh", xp.logaddexp(0.0, x))
+        t = _inplace(xp, "tanh", xp.logaddexp(_const(xp, 0.0, x), x))
         t *= x
         return t
 
     def _pointwise_derivative(self, xp, x):
-        t = _inplace(xp, "tanh", xp.logaddexp(0.0, x))
+        t = _inplace(xp, "tanh", xp.logaddexp(_const(xp, 0.0, x), x))
         u = t * t
         u = _rsub(xp, 1.0, u)
         u *= x
