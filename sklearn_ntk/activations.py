@@ -17,6 +17,12 @@ Activations are immutable, hashable, picklable frozen dataclasses that compare
 equal by value, so they can be used as scikit-learn hyper-parameters.  Use
 :func:`get` to build one from a name.
 
+Each class is the whole activation: the :func:`register` decorator on it
+gives its names, and its ``_pointwise(xp, x)`` and
+``_pointwise_derivative(xp, x)``, written once with Array API operations,
+serve NumPy (and the quadrature engines) as well as array-api-strict, PyTorch
+and CuPy arrays.  Only user callables (:class:`Numerical`) run on the host.
+
 Conventions
 -----------
 * Where ``kxx = 0`` (or ``kyy = 0``) the correlation is taken as ``ρ = 0``.
