@@ -21,10 +21,10 @@ between the inputs of ``X`` and ``Y``, for inputs of any Array API namespace
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import joblib
-import numpy as np
 import scipy.sparse as sp
 from sklearn import get_config
 from sklearn.utils.parallel import Parallel, delayed
@@ -73,15 +73,14 @@ def _states_of(states: list[KernelState], r: slice) -> list[KernelState]:
 
 
 def _concat_states(parts: list[list[KernelState]]) -> list[KernelState]:
+    def cat(arrays: list) -> Any:
+        if arrays[0] is None or isinstance(arrays[0], float):
+            return arrays[0]
+        xp, _ = get_namespace(arrays[0])
+        return xp.concat(arrays, axis=arrays[0].ndim - 1)
+
     out = []
     for stage in zip(*parts):
-        xp, _ = get_namespace(stage[0].nngp)
-
-        def cat(arrays: list) -> Any:
-            if arrays[0] is None or isinstance(arrays[0], float):
-                return arrays[0]
-            return xp.concat(arrays, axis=arrays[0].ndim - 1)
-
         out.append(
             stage[0].replace(
                 nngp=cat([s.nngp for s in stage]), ntk=cat([s.ntk for s in stage])
@@ -128,7 +127,9 @@ def exact_matrix(
         step = max(b * b, 1)
         return _concat_states(
             [
-                guarded(lambda s=s: network.self_states(_rows(Z, slice(s, s + step)), ntk))
+                guarded(
+                    lambda s=s: network.self_states(_rows(Z, slice(s, s + step)), ntk)
+                )
                 for s in range(0, Z.shape[0], step)
             ]
         )

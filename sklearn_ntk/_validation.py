@@ -167,9 +167,7 @@ def _fc_layers(network: Any) -> list:
     """The layers that change the kernel of a spatially constant input (on a
     state without spatial axes a ``Conv`` acts as a ``Dense`` layer, pooling
     and readouts as the identity): the affine layers and the activations."""
-    return [
-        la for la in _layers(network) if hasattr(la, "act") or hasattr(la, "W_std")
-    ]
+    return [la for la in _layers(network) if hasattr(la, "act") or hasattr(la, "W_std")]
 
 
 def trace_diagonal(network: Any, scale2: float, ntk: bool) -> tuple[int | None, list]:

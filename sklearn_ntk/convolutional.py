@@ -282,6 +282,7 @@ def build_network(
 # Exact kernel matrices
 # ----------------------------------------------------------------------------
 
+
 def exact_conv_kernel(
     network: Network,
     X4: Any,

@@ -362,7 +362,6 @@ def _row_keys(X: Any) -> np.ndarray:
     return host.view(np.dtype((np.void, host.shape[1] * 8))).ravel()
 
 
-
 # ----------------------------------------------------------------------------
 # Pinning the pairs of identical inputs
 # ----------------------------------------------------------------------------
@@ -494,7 +493,7 @@ class Network:
                     k = layer.kernel(k)
             except OverflowError as exc:
                 raise OverflowError(
-                    f"{exc} (layer {i} of {len(layers)}, {layer!r}; input "
+                    f"{exc} (after layer {i} of {len(layers)}, {layer!r}; input "
                     f"{self._input_scale(states[0])})"
                 ) from exc
             self._check_finite(k, i, layer, X)

@@ -212,7 +212,9 @@ def test_tiles_threads_cross_and_diag(readout):
     )
     # relu's derivative dual has an infinite slope at rho = 1: rounding of
     # the correlation on the diagonal moves it by ~sqrt(eps).
-    np.testing.assert_allclose(net.kernel_diag(X, ntk=True).ntk, np.diag(ref), rtol=1e-8)
+    np.testing.assert_allclose(
+        net.kernel_diag(X, ntk=True).ntk, np.diag(ref), rtol=1e-8
+    )
     np.testing.assert_array_equal(ref, ref.T)  # symmetrized by design
 
 

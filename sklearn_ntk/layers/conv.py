@@ -338,7 +338,7 @@ def _rescale(K: Any, ex: Any, ey: Any, same: bool = False) -> Any:
 
 def _pad_spatial(xp: Any, X: Any, lo: int, hi: int) -> Any:
     """Zero-pad axes 1 and 2 of ``(n, H, W, C)`` by ``lo`` before, ``hi`` after."""
-    n, H, W, C = X.shape
+    n, _, W, C = X.shape
     dev = device(X)
     if lo or hi:
         parts = [xp.zeros((n, lo, W, C), dtype=X.dtype, device=dev)] if lo else []
@@ -356,7 +356,7 @@ def _pad_spatial(xp: Any, X: Any, lo: int, hi: int) -> Any:
 def patches(X: Any, k: int) -> Any:
     """``(n, H, W, k * k * C)``: each pixel's ``SAME`` zero-padded neighbourhood."""
     xp, _ = get_namespace(X)
-    n, H, W, C = X.shape
+    H, W = X.shape[1:3]
     lo = (k - 1) // 2
     P = _pad_spatial(xp, X, lo, k - 1 - lo)
     return xp.concat(
@@ -464,7 +464,9 @@ class ImageInput:
         P = H * W
         flat = xp.reshape(px, (n, P, F))
         if spatial == "diagonal":
-            K = xp.reshape(xp.permute_dims(xp.sum(flat * flat, axis=2), (1, 0)), (H, W, n))
+            K = xp.reshape(
+                xp.permute_dims(xp.sum(flat * flat, axis=2), (1, 0)), (H, W, n)
+            )
         else:
             K = xp.matmul(flat, xp.permute_dims(flat, (0, 2, 1)))  # (n, P, P)
             K = _contiguous(xp, xp.permute_dims(K, (1, 2, 0)))
@@ -498,13 +500,10 @@ def _neighbourhoods(phi: Any, k: int, scale: float, bias: float) -> Any:
     """``(n, H, W, k*k*D [+1])``: concatenated zero-padded neighbourhoods times
     ``scale``, plus a constant ``bias`` column when ``bias != 0``."""
     xp, _ = get_namespace(phi)
-    n, H, W, D = phi.shape
-    lo = (k - 1) // 2
+    n, H, W = phi.shape[:3]
     parts = [patches(phi * scale, k)]
     if bias != 0:
-        parts.append(
-            xp.full((n, H, W, 1), bias, dtype=phi.dtype, device=device(phi))
-        )
+        parts.append(xp.full((n, H, W, 1), bias, dtype=phi.dtype, device=device(phi)))
     return parts[0] if len(parts) == 1 else xp.concat(parts, axis=3)
 
 
@@ -672,9 +671,7 @@ def _avg_pool_features(a: Any, p: int) -> Any:
 class AvgPoolSketch(LayerSketch):
     """Feature rule of :class:`AvgPool`: average the features of each window."""
 
-    def __init__(
-        self, window: int, dims: Dims, spatial: tuple[int, int] | None = None
-    ):
+    def __init__(self, window: int, dims: Dims, spatial: tuple[int, int] | None = None):
         self.window = int(window)
         self.dims_out = replace(dims, spatial=spatial)
 
