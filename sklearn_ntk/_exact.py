@@ -128,7 +128,9 @@ def exact_matrix(
         return _concat_states(
             [
                 guarded(
-                    lambda s=s: network.self_states(_rows(Z, slice(s, s + step)), ntk)
+                    lambda s=s: network.self_states(
+                        _rows(Z, slice(s, min(s + step, Z.shape[0]))), ntk
+                    )
                 )
                 for s in range(0, Z.shape[0], step)
             ]
