@@ -173,15 +173,22 @@ def is_zero(theta: Any) -> bool:
     return isinstance(theta, float) and theta == 0.0
 
 
-def affine(a: Any, w2: float, b2: float) -> Any:
+def affine(a: Any, w2: float, b2: float, inplace: bool = False) -> Any:
     """``w2 * a + b2``: the dense rule ``K' = W_std^2 K + b_std^2``.
 
     The one place the affine rule is written: ``Dense``, ``Conv`` (on the
     sum over its filter), the image input (on the Gram of patches) and the
     NTK's ``Theta' = W_std^2 Theta + K'`` (:func:`affine_ntk`) all call it.
     Skips the passes that change nothing; returns a new array unless
-    ``w2 == 1`` and ``b2 == 0``.
+    ``w2 == 1`` and ``b2 == 0``, or ``inplace`` (``a`` is a temporary of the
+    caller: NumPy arrays are then updated in place, saving an allocation).
     """
+    if inplace and isinstance(a, np.ndarray):
+        if w2 != 1.0:
+            a *= w2
+        if b2 != 0.0:
+            a += b2
+        return a
     if w2 != 1.0:
         a = w2 * a
     return a + b2 if b2 != 0.0 else a

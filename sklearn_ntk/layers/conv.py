@@ -157,12 +157,13 @@ class Conv(Layer):
             )
         w2 = self.W_std**2 / self.filter_size**2
         b2 = self.b_std**2
-        nngp = affine(_conv_sum(k.nngp, self.filter_size, spatial), w2, b2)
+        nngp = affine(_conv_sum(k.nngp, self.filter_size, spatial), w2, b2, True)
         ntk = k.ntk
         if ntk is not None and not is_zero(ntk):
             # Theta' = w2 sum(Theta + K) + b2 = w2 sum(Theta) + K': one
             # filter sum instead of two.
-            ntk = affine(_conv_sum(ntk + k.nngp, self.filter_size, spatial), w2, b2)
+            ntk = _conv_sum(ntk + k.nngp, self.filter_size, spatial)
+            ntk = affine(ntk, w2, b2, True)
         else:
             ntk = affine_ntk(nngp, ntk, w2)
         return KernelState(nngp=nngp, ntk=ntk, layout=k.layout)
@@ -451,7 +452,7 @@ class ImageInput:
         else:
             K = xp.matmul(A[:, None, ...], B[None, ...])
             K = xp.reshape(K, (H, W, H, W, n, m))
-        K = affine(_rescale(K * scale, ex, ey), 1.0, b2)
+        K = affine(_rescale(affine(K, scale, 0.0, True), ex, ey), 1.0, b2, True)
         return KernelState(
             nngp=K, ntk=self._theta(K, ntk, fused), layout=Layout(False, spatial)
         )
@@ -471,7 +472,7 @@ class ImageInput:
             K = xp.matmul(flat, xp.permute_dims(flat, (0, 2, 1)))  # (n, P, P)
             K = _contiguous(xp, xp.permute_dims(K, (1, 2, 0)))
             K = xp.reshape(K, (H, W, H, W, n))
-        K = affine(_rescale(K * scale, ex, ex, same=True), 1.0, b2)
+        K = affine(_rescale(affine(K, scale, 0.0, True), ex, ex, True), 1.0, b2, True)
         return KernelState(
             nngp=K, ntk=self._theta(K, ntk, fused), layout=Layout(True, spatial)
         )
