@@ -522,19 +522,18 @@ class Network:
                 )
 
     def _gap_until(self, ntk: bool, sx: list, sy: list) -> int:
-        """Index of the last layer that reads the gap (-1: none, or the gap
-        cannot be carried that far)."""
-        fused, layers = self._split()
+        """Index of the last layer that reads the gap and that the layers
+        before it can carry it to (-1: none)."""
+        layers = self._split()[1]
+        if not getattr(self.input, "carries_gap", False):
+            return -1
         last = -1
         for i, la in enumerate(layers):
             scale = max(_largest(sx[i].nngp), _largest(sy[i].nngp))
             if la.needs_gap(ntk, scale):
                 last = i
-        carried = getattr(self.input, "carries_gap", False) and not fused
-        if last >= 0 and (
-            not carried or not all(la.carries_gap for la in layers[:last])
-        ):
-            return -1
+            if not la.carries_gap:  # the gap stops here
+                break
         return last
 
     def cross_state(

@@ -146,6 +146,8 @@ class Conv(Layer):
     W_std: float = 1.0
     b_std: float = 0.0
 
+    carries_gap: ClassVar[bool] = True
+
     def kernel(self, k: KernelState) -> KernelState:
         """Exact rule (the output's ``kxx``/``kyy`` are left to the network)."""
         spatial = k.layout.spatial
@@ -157,22 +159,94 @@ class Conv(Layer):
             )
         w2 = self.W_std**2 / self.filter_size**2
         b2 = self.b_std**2
-        nngp = affine(_conv_sum(k.nngp, self.filter_size, spatial), w2, b2, True)
+        summed = _conv_sum(k.nngp, self.filter_size, spatial)
+        gap = None
+        if k.gap is not None and not k.layout.self_pairs:
+            gap = _conv_gap(k, summed, self.filter_size, w2, b2)
         ntk = k.ntk
         if ntk is not None and not is_zero(ntk):
             # Theta' = w2 sum(Theta + K) + b2 = w2 sum(Theta) + K': one
             # filter sum instead of two.
             ntk = _conv_sum(ntk + k.nngp, self.filter_size, spatial)
             ntk = affine(ntk, w2, b2, True)
+            nngp = affine(summed, w2, b2, True)
         else:
+            nngp = affine(summed, w2, b2, True)
             ntk = affine_ntk(nngp, ntk, w2)
-        return KernelState(nngp=nngp, ntk=ntk, layout=k.layout)
+        return KernelState(nngp=nngp, ntk=ntk, gap=gap, layout=k.layout)
 
     def feature_width(self, width: int, spatial: tuple[int, int] | None) -> int:
         return self.filter_size**2 * width + (self.b_std != 0)
 
     def features(self, dims: Dims, widths: Widths, rng: Any) -> LayerSketch:
         return ConvSketch(self, dims, (widths.reduce, widths.reduce), rng)
+
+
+def _pixel_roots(k: KernelState) -> tuple[Any, Any]:
+    """``sqrt`` of the per-pixel variances of a cross state, ``(n, H, W)``
+    and ``(m, H, W)`` (the vectors whose gap enters a sum's gap)."""
+    xp, _ = get_namespace(k.nngp)
+    H, W = k.nngp.shape[:2]
+    n, m = k.nngp.shape[-2:]
+    vx = xp.reshape(k.kxx, (H, W, n))
+    vy = xp.reshape(k.kyy, (H, W, m))
+    rx = xp.permute_dims(xp.sqrt(xp.clip(vx, 0.0, None)), (2, 0, 1))
+    ry = xp.permute_dims(xp.sqrt(xp.clip(vy, 0.0, None)), (2, 0, 1))
+    return rx, ry
+
+
+def _conv_gap(k: KernelState, summed: Any, f: int, w2: float, b2: float) -> Any:
+    """Gap after a ``Conv`` (see :mod:`sklearn_ntk.layers._conv_gap`)."""
+    from ..activations import _negative, _plus_minus
+    from ._conv_gap import sum_gap, vector_gaps
+    from .dense import _dense_gap
+
+    xp, _ = get_namespace(k.nngp)
+    spatial = k.layout.spatial
+    rx, ry = _pixel_roots(k)
+    U, V = patches(rx[..., None], f), patches(ry[..., None], f)  # (n, H, W, f*f)
+    g_uw = vector_gaps(U, V, spatial)
+    # |u|^2 = sum_d a_d: the variances of the summed kernel.
+    nu = xp.permute_dims(xp.sqrt(xp.sum(U * U, axis=-1)), (1, 2, 0))
+    nv = xp.permute_dims(xp.sqrt(xp.sum(V * V, axis=-1)), (1, 2, 0))
+    ru, rv = k.layout.outer(nu, nv)
+    sx, sy = k.layout.outer(
+        xp.permute_dims(rx, (1, 2, 0)), xp.permute_dims(ry, (1, 2, 0))
+    )
+    s = sx * sy
+    t_minus, t_plus = _plus_minus(xp, k.nngp, k.gap)
+    s_minus = _conv_sum(s * t_minus, f, spatial)
+    s_plus = _conv_sum(s * t_plus, f, spatial) if _negative(xp, k.nngp) else None
+    gap = sum_gap(xp, summed, g_uw, s_minus, s_plus, ru * rv)
+    if b2 == 0.0:
+        return gap
+    A, B = ru * ru, rv * rv
+    return _dense_gap(summed, A, B, w2 * A + b2, w2 * B + b2, gap, w2, b2)
+
+
+def _flatten_gap(k: KernelState) -> Any:
+    """Gap after the ``Flatten`` readout: of the sum of the pixel-diagonal
+    kernels (the mean has the same correlation)."""
+    from ..activations import _negative, _plus_minus
+    from ._conv_gap import sum_gap, vector_gaps
+
+    xp, _ = get_namespace(k.nngp)
+    rx, ry = _pixel_roots(k)
+    n, m = rx.shape[0], ry.shape[0]
+    U, V = xp.reshape(rx, (n, -1)), xp.reshape(ry, (m, -1))
+    g_uw = vector_gaps(U, V, "none")
+    diag = Layout(True, k.layout.spatial)
+    K = diag.pixel_variances(k.nngp)  # (H, W, n, m): the pairs (i, i)
+    g = diag.pixel_variances(k.gap)
+    s = (
+        xp.permute_dims(rx, (1, 2, 0))[..., None]
+        * xp.permute_dims(ry, (1, 2, 0))[..., None, :]
+    )
+    t_minus, t_plus = _plus_minus(xp, K, g)
+    s_minus = xp.sum(s * t_minus, axis=(0, 1))
+    s_plus = xp.sum(s * t_plus, axis=(0, 1)) if _negative(xp, K) else None
+    root = xp.sqrt(xp.sum(U * U, axis=1))[:, None] * xp.sqrt(xp.sum(V * V, axis=1))
+    return sum_gap(xp, xp.sum(K, axis=(0, 1)), g_uw, s_minus, s_plus, root)
 
 
 def pool_windows(h: int, w: int, window: int) -> tuple[int, int]:
@@ -277,6 +351,8 @@ class GlobalAvgPool(Layer):
 class Flatten(Layer):
     """Flatten readout: ``K(x, y) = mean_i K[i, i]`` (then ``Dense``)."""
 
+    carries_gap: ClassVar[bool] = True
+
     def kernel(self, k: KernelState) -> KernelState:
         layout = k.layout.with_spatial("none")
         if k.layout.spatial == "none":
@@ -289,7 +365,10 @@ class Flatten(Layer):
         ntk = k.ntk
         if ntk is not None and not is_zero(ntk):
             ntk = mean_diag(ntk)
-        return KernelState(nngp=mean_diag(k.nngp), ntk=ntk, layout=layout)
+        gap = None
+        if k.gap is not None and not k.layout.self_pairs:
+            gap = _flatten_gap(k)
+        return KernelState(nngp=mean_diag(k.nngp), ntk=ntk, gap=gap, layout=layout)
 
     def out_spatial(self, spatial: tuple[int, int] | None) -> None:
         return None
@@ -366,6 +445,12 @@ def patches(X: Any, k: int) -> Any:
     )
 
 
+def _pixel_variances(xp: Any, p: Any, scale: float, e: Any) -> Any:
+    """``scale * |p_i|^2`` per pixel, scales put back: ``(H, W, n)``."""
+    v = xp.permute_dims(xp.sum(p * p, axis=-1), (1, 2, 0)) * scale
+    return _rescale(v, e, e, same=True)
+
+
 def _contiguous(xp: Any, a: Any) -> Any:
     return np.ascontiguousarray(a) if is_numpy(xp) else a
 
@@ -381,6 +466,8 @@ class ImageInput:
     """
 
     image_shape: tuple[int, int, int]
+
+    carries_gap: ClassVar[bool] = True
 
     def as_images(self, X: Any) -> Any:
         xp, _ = get_namespace(X)
@@ -436,9 +523,18 @@ class ImageInput:
         return 0.0 if not fused else K
 
     def cross_state(
-        self, X: Any, Y: Any, ntk: bool, spatial: str, fused: tuple, **_: Any
+        self,
+        X: Any,
+        Y: Any,
+        ntk: bool,
+        spatial: str,
+        fused: tuple,
+        pairs: Any = None,
+        gap: bool = False,
     ) -> KernelState:
-        """Cross state between image batches ``X`` (n) and ``Y`` (m)."""
+        """Cross state between image batches ``X`` (n) and ``Y`` (m); with
+        ``gap``, also the gap ``1 - |rho|`` of every pixel pair, accurate for
+        nearly parallel neighbourhoods (:func:`._conv_gap.vector_gaps`)."""
         xp, _ = get_namespace(X, Y)
         px, scale, b2, ex = self._pixels(X, fused)
         py, _, _, ey = (px, 0, 0, ex) if Y is X else self._pixels(Y, fused)
@@ -452,9 +548,23 @@ class ImageInput:
         else:
             K = xp.matmul(A[:, None, ...], B[None, ...])
             K = xp.reshape(K, (H, W, H, W, n, m))
-        K = affine(_rescale(affine(K, scale, 0.0, True), ex, ey), 1.0, b2, True)
+        K = _rescale(affine(K, scale, 0.0, True), ex, ey)
+        g = None
+        if gap:
+            from ._conv_gap import vector_gaps
+
+            g = vector_gaps(px, py, spatial)
+            if b2 != 0.0:
+                from .dense import _dense_gap
+
+                layout = Layout(False, spatial)
+                vx = _pixel_variances(xp, px, scale, ex)
+                vy = vx if Y is X else _pixel_variances(xp, py, scale, ey)
+                kxx, kyy = layout.outer(vx, vy)
+                g = _dense_gap(K, kxx, kyy, kxx + b2, kyy + b2, g, 1.0, b2)
+        K = affine(K, 1.0, b2, not gap)
         return KernelState(
-            nngp=K, ntk=self._theta(K, ntk, fused), layout=Layout(False, spatial)
+            nngp=K, ntk=self._theta(K, ntk, fused), gap=g, layout=Layout(False, spatial)
         )
 
     def self_state(self, X: Any, ntk: bool, spatial: str, fused: tuple) -> KernelState:
