@@ -522,18 +522,20 @@ class Network:
                 )
 
     def _gap_until(self, ntk: bool, sx: list, sy: list) -> int:
-        """Index of the last layer that reads the gap and that the layers
-        before it can carry it to (-1: none)."""
+        """Index of the last layer that reads the gap (-1: none, also when
+        a layer that reads it is beyond one that cannot carry it)."""
         layers = self._split()[1]
-        if not getattr(self.input, "carries_gap", False):
-            return -1
-        last = -1
+        last, blocked = -1, not getattr(self.input, "carries_gap", False)
         for i, la in enumerate(layers):
             scale = max(_largest(sx[i].nngp), _largest(sy[i].nngp))
             if la.needs_gap(ntk, scale):
+                if blocked:
+                    # Carried only where every layer that reads it gets it
+                    # (pooling does not carry it: then none, as its cost
+                    # would buy only part of the accuracy).
+                    return -1
                 last = i
-            if not la.carries_gap:  # the gap stops here
-                break
+            blocked = blocked or not la.carries_gap
         return last
 
     def cross_state(

@@ -56,7 +56,12 @@ def vector_gaps(U: Any, W: Any, spatial: str) -> Any:
         G = xp.reshape(xp.matmul(A, B), (H, Wd, n, m))
     else:
         G = xp.reshape(xp.matmul(A[:, None, ...], B[None, ...]), (H, Wd, H, Wd, n, m))
-    gap = xp.clip(1.0 - xp.abs(G), 0.0, 1.0)
+    if is_numpy(xp):
+        gap = np.abs(G, out=G)
+        np.subtract(1.0, gap, out=gap)
+        np.clip(gap, 0.0, 1.0, out=gap)
+    else:
+        gap = xp.clip(1.0 - xp.abs(G), 0.0, 1.0)
     near = np.asarray(to_numpy(gap < _NEAR))
     if not near.any():
         return gap
@@ -125,21 +130,32 @@ def sum_gap(
     vector_gap: Any,
     sum_s_minus: Any,
     sum_s_plus: Any,
-    root: Any,
+    inv_x: Any,
+    inv_y: Any,
 ) -> Any:
     """Gap of a sum of pixel-pair kernels (module docstring).
 
-    ``summed`` is ``S``, ``vector_gap`` the gap of ``u`` and ``w``,
-    ``sum_s_minus`` (``sum_s_plus``) is ``sum_d s_d (1 - rho_d)`` (``(1 +
-    rho_d)``; ``None`` when no ``rho_d`` is negative) and ``root`` is
-    ``sqrt(A B)``, all broadcasting together.  Where ``A B = 0`` the gap is
-    1.
+    ``summed`` is ``S``, ``vector_gap`` the gap of ``u`` and ``w`` (a fresh
+    array, consumed), ``sum_s_minus`` (``sum_s_plus``) is ``sum_d s_d (1 -
+    rho_d)`` (``(1 + rho_d)``; ``None`` when no ``rho_d`` is negative), and
+    ``inv_x``, ``inv_y`` are ``1 / sqrt(A)``, ``1 / sqrt(B)`` (0 where the
+    variance is 0: there the vector gap is 1, ``rho = 0``), small arrays
+    broadcasting against the others.
     """
-    safe = xp.where(root > 0, root, xp.ones_like(root))
-    minus = vector_gap + sum_s_minus / safe
-    out = minus
+    numpy = is_numpy(xp) and isinstance(vector_gap, np.ndarray)
+
+    def scaled(a: Any) -> Any:
+        if numpy:
+            a *= inv_x
+            a *= inv_y
+            return a
+        return a * inv_x * inv_y
+
+    minus = scaled(sum_s_minus)
     if sum_s_plus is not None:
-        plus = vector_gap + sum_s_plus / safe
-        out = xp.where(summed < 0, xp.minimum(minus, plus), minus)
-    out = xp.where(root > 0, out, xp.ones_like(out))
-    return xp.clip(out, 0.0, 1.0)
+        plus = scaled(sum_s_plus)
+        minus = xp.where(summed < 0, xp.minimum(minus, plus), minus)
+    if numpy:
+        vector_gap += minus
+        return np.clip(vector_gap, 0.0, 1.0, out=vector_gap)
+    return xp.clip(vector_gap + minus, 0.0, 1.0)

@@ -195,9 +195,31 @@ def _pixel_roots(k: KernelState) -> tuple[Any, Any]:
     return rx, ry
 
 
+def _inverse(xp: Any, r: Any) -> Any:
+    return xp.where(r > 0, 1.0 / xp.where(r > 0, r, xp.ones_like(r)), 0.0 * r)
+
+
+def _weighted(xp: Any, t: Any, sx: Any, sy: Any) -> Any:
+    """``t * sx * sy`` as a new array (in place after the first product)."""
+    out = t * sx
+    if isinstance(out, np.ndarray):
+        out *= sy
+        return out
+    return out * sy
+
+
+def _one_minus_plus(xp: Any, kxy: Any, gap: Any) -> tuple[Any, Any]:
+    """``(1 - rho, 1 + rho)`` from the gap; ``1 + rho`` is ``None`` when no
+    ``rho`` is negative (it is then never the smaller one)."""
+    from ..activations import _negative, _plus_minus
+
+    if not _negative(xp, kxy):
+        return gap, None
+    return _plus_minus(xp, kxy, gap)
+
+
 def _conv_gap(k: KernelState, summed: Any, f: int, w2: float, b2: float) -> Any:
     """Gap after a ``Conv`` (see :mod:`sklearn_ntk.layers._conv_gap`)."""
-    from ..activations import _negative, _plus_minus
     from ._conv_gap import sum_gap, vector_gaps
     from .dense import _dense_gap
 
@@ -209,25 +231,25 @@ def _conv_gap(k: KernelState, summed: Any, f: int, w2: float, b2: float) -> Any:
     # |u|^2 = sum_d a_d: the variances of the summed kernel.
     nu = xp.permute_dims(xp.sqrt(xp.sum(U * U, axis=-1)), (1, 2, 0))
     nv = xp.permute_dims(xp.sqrt(xp.sum(V * V, axis=-1)), (1, 2, 0))
-    ru, rv = k.layout.outer(nu, nv)
+    inv_u, inv_v = k.layout.outer(_inverse(xp, nu), _inverse(xp, nv))
     sx, sy = k.layout.outer(
         xp.permute_dims(rx, (1, 2, 0)), xp.permute_dims(ry, (1, 2, 0))
     )
-    s = sx * sy
-    t_minus, t_plus = _plus_minus(xp, k.nngp, k.gap)
-    s_minus = _conv_sum(s * t_minus, f, spatial)
-    s_plus = _conv_sum(s * t_plus, f, spatial) if _negative(xp, k.nngp) else None
-    gap = sum_gap(xp, summed, g_uw, s_minus, s_plus, ru * rv)
+    t_minus, t_plus = _one_minus_plus(xp, k.nngp, k.gap)
+    s_minus = _conv_sum(_weighted(xp, t_minus, sx, sy), f, spatial)
+    s_plus = None
+    if t_plus is not None:
+        s_plus = _conv_sum(_weighted(xp, t_plus, sx, sy), f, spatial)
+    gap = sum_gap(xp, summed, g_uw, s_minus, s_plus, inv_u, inv_v)
     if b2 == 0.0:
         return gap
-    A, B = ru * ru, rv * rv
+    A, B = k.layout.outer(nu * nu, nv * nv)
     return _dense_gap(summed, A, B, w2 * A + b2, w2 * B + b2, gap, w2, b2)
 
 
 def _flatten_gap(k: KernelState) -> Any:
     """Gap after the ``Flatten`` readout: of the sum of the pixel-diagonal
     kernels (the mean has the same correlation)."""
-    from ..activations import _negative, _plus_minus
     from ._conv_gap import sum_gap, vector_gaps
 
     xp, _ = get_namespace(k.nngp)
@@ -242,11 +264,15 @@ def _flatten_gap(k: KernelState) -> Any:
         xp.permute_dims(rx, (1, 2, 0))[..., None]
         * xp.permute_dims(ry, (1, 2, 0))[..., None, :]
     )
-    t_minus, t_plus = _plus_minus(xp, K, g)
+    t_minus, t_plus = _one_minus_plus(xp, K, g)
     s_minus = xp.sum(s * t_minus, axis=(0, 1))
-    s_plus = xp.sum(s * t_plus, axis=(0, 1)) if _negative(xp, K) else None
-    root = xp.sqrt(xp.sum(U * U, axis=1))[:, None] * xp.sqrt(xp.sum(V * V, axis=1))
-    return sum_gap(xp, xp.sum(K, axis=(0, 1)), g_uw, s_minus, s_plus, root)
+    s_plus = None if t_plus is None else xp.sum(s * t_plus, axis=(0, 1))
+    nu = xp.sqrt(xp.sum(U * U, axis=1))[:, None]
+    nv = xp.sqrt(xp.sum(V * V, axis=1))[None, :]
+    summed = xp.sum(K, axis=(0, 1))
+    return sum_gap(
+        xp, summed, g_uw, s_minus, s_plus, _inverse(xp, nu), _inverse(xp, nv)
+    )
 
 
 def pool_windows(h: int, w: int, window: int) -> tuple[int, int]:
