@@ -244,7 +244,7 @@ def _conv_gap(k: KernelState, summed: Any, f: int, w2: float, b2: float) -> Any:
     if b2 == 0.0:
         return gap
     A, B = k.layout.outer(nu * nu, nv * nv)
-    return _dense_gap(summed, A, B, w2 * A + b2, w2 * B + b2, gap, w2, b2)
+    return _dense_gap(summed, A, B, affine(A, w2, b2), affine(B, w2, b2), gap, w2, b2)
 
 
 def _flatten_gap(k: KernelState) -> Any:
@@ -587,7 +587,9 @@ class ImageInput:
                 vx = _pixel_variances(xp, px, scale, ex)
                 vy = vx if Y is X else _pixel_variances(xp, py, scale, ey)
                 kxx, kyy = layout.outer(vx, vy)
-                g = _dense_gap(K, kxx, kyy, kxx + b2, kyy + b2, g, 1.0, b2)
+                g = _dense_gap(
+                    K, kxx, kyy, affine(kxx, 1.0, b2), affine(kyy, 1.0, b2), g, 1.0, b2
+                )
         K = affine(K, 1.0, b2, not gap)
         return KernelState(
             nngp=K, ntk=self._theta(K, ntk, fused), gap=g, layout=Layout(False, spatial)
