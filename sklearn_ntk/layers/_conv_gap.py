@@ -27,7 +27,7 @@ from .._backend import asxp, device, get_namespace, is_numpy, to_numpy
 __all__ = ["sum_gap", "vector_gaps"]
 
 #: Gaps below this (from normalized Gram entries, absolute error ~eps) are
-#: recomputed in double-double arithmetic.
+#: recomputed from differences of the unit vectors.
 _NEAR = 1e-3
 
 
@@ -57,7 +57,7 @@ def vector_gaps(U: Any, W: Any, spatial: str) -> Any:
     else:
         G = xp.reshape(xp.matmul(A[:, None, ...], B[None, ...]), (H, Wd, H, Wd, n, m))
     if is_numpy(xp):
-        gap = np.abs(G, out=G)
+        gap = np.abs(G)  # G is read again below for the signs
         np.subtract(1.0, gap, out=gap)
         np.clip(gap, 0.0, 1.0, out=gap)
     else:
@@ -71,19 +71,26 @@ def vector_gaps(U: Any, W: Any, spatial: str) -> Any:
         j1, j2 = i1, i2
     else:
         (i1, i2, j1, j2, a, b) = idx
-    Uh = _scaled_host(U)
-    Wh = _scaled_host(W)
-    from ..networks import _dot2, _gram_gap
-
+    Uh, Wh = _unit_host(U), _unit_host(W)
+    sign = np.sign(np.asarray(to_numpy(G))[idx])
     values = np.empty(len(a))
     chunk = max(1, 2**20 // max(F, 1))
     for s in range(0, len(a), chunk):
         sl = slice(s, s + chunk)
-        u = Uh[a[sl], i1[sl], i2[sl]]
-        w = Wh[b[sl], j1[sl], j2[sl]]
-        values[sl] = _gram_gap(*_dot2(u, u), *_dot2(w, w), *_dot2(u, w))
+        diff = Uh[a[sl], i1[sl], i2[sl]] - sign[sl, None] * Wh[b[sl], j1[sl], j2[sl]]
+        values[sl] = 0.5 * np.einsum("ij,ij->i", diff, diff)
     flat = np.ravel_multi_index(idx, near.shape)
-    return _put_flat(xp, gap, flat, values)
+    return _put_flat(xp, gap, flat, np.minimum(values, 1.0))
+
+
+def _unit_host(V: Any) -> np.ndarray:
+    """Unit vectors (last axis) on the host in float64; zero vectors stay 0."""
+    h = np.asarray(to_numpy(V), dtype=np.float64)
+    big = np.abs(h).max(axis=-1, keepdims=True)
+    _, e = np.frexp(np.where(big > 0, big, 1.0))
+    h = np.ldexp(h, -e)  # exact: no under/overflow in the norms below
+    r = np.sqrt(np.einsum("...i,...i->...", h, h))[..., None]
+    return h / np.where(r > 0, r, 1.0)
 
 
 def _unit_rows(xp: Any, V: Any) -> Any:
@@ -92,16 +99,6 @@ def _unit_rows(xp: Any, V: Any) -> Any:
     V = V / xp.where(big > 0, big, xp.ones_like(big))  # no under/overflow below
     r = xp.sqrt(xp.sum(V * V, axis=-1, keepdims=True))
     return V / xp.where(r > 0, r, xp.ones_like(r))
-
-
-def _scaled_host(V: Any) -> np.ndarray:
-    """``V`` on the host in float64, each vector divided by the power of two
-    of its largest entry (exact), so that double-double products cannot
-    under- or overflow."""
-    h = np.asarray(to_numpy(V), dtype=np.float64)
-    big = np.abs(h).max(axis=-1, keepdims=True)
-    _, e = np.frexp(np.where(big > 0, big, 1.0))
-    return np.ldexp(h, -e)
 
 
 def _put_flat(xp: Any, a: Any, flat: np.ndarray, values: np.ndarray) -> Any:
