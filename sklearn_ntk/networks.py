@@ -1,9 +1,14 @@
 """Networks as lists of layers, and their drawn feature maps.
 
-A :class:`Network` is an input rule followed by layers (see
-:mod:`sklearn_ntk.layers`).  The same object gives the exact kernels
-(:meth:`Network.kernel`) and, once drawn, the sketched feature map
-(:meth:`Network.sketch`), so exact and approximate paths cannot drift apart.
+A :class:`Network` is an input rule (:class:`DenseInput` for rows,
+:class:`~sklearn_ntk.layers.conv.ImageInput` for images) followed by layers
+(see :mod:`sklearn_ntk.layers`): one composition for fully connected and
+convolutional networks.  The same object gives the exact states
+(:meth:`Network.self_states`, :meth:`Network.cross_state`, driven over tiles
+by :func:`sklearn_ntk._exact.exact_matrix`) and, once drawn, the sketched
+feature map (:meth:`Network.sketch`), whose budgets take their scales from
+the exact rules on a reference state: exact and approximate paths share the
+layers' rules.
 """
 
 from __future__ import annotations
