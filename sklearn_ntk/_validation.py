@@ -157,24 +157,17 @@ def _fmt(value: float) -> str:
 
 
 def _diag_state(x: float, ntk: bool) -> Any:
-    from .layers.base import KernelState
+    from .layers.base import KernelState, Layout
 
     v = np.array([float(x)])
-    return KernelState(nngp=v, kxx=v, kyy=v, ntk=0.0 if ntk else None)
+    return KernelState(nngp=v, ntk=0.0 if ntk else None, layout=Layout(True))
 
 
 def _fc_layers(network: Any) -> list:
-    """The fully connected layers a spatially constant input sees."""
-    from .layers.conv import Conv
-    from .layers.dense import Dense, Elementwise
-
-    out = []
-    for la in _layers(network):
-        if isinstance(la, Conv):
-            out.append(Dense(la.W_std, la.b_std))
-        elif isinstance(la, Dense | Elementwise):
-            out.append(la)
-    return out
+    """The layers that change the kernel of a spatially constant input (on a
+    state without spatial axes a ``Conv`` acts as a ``Dense`` layer, pooling
+    and readouts as the identity): the affine layers and the activations."""
+    return [la for la in _layers(network) if hasattr(la, "act") or hasattr(la, "W_std")]
 
 
 def trace_diagonal(network: Any, scale2: float, ntk: bool) -> tuple[int | None, list]:

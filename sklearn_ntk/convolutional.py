@@ -1,16 +1,15 @@
 """Convolutional networks: exact CNNGP/CNTK kernels and their feature maps.
 
-A :class:`ConvNetwork` is an :class:`~sklearn_ntk.layers.conv.ImageInput`
-followed by layers (``Conv``, ``Elementwise``, ``AvgPool``, a readout and a
-final ``Dense``), each with an exact and a feature rule, like
-:class:`sklearn_ntk.networks.Network` for fully connected networks.
+A convolutional network is a :class:`sklearn_ntk.networks.Network` (the one
+composition of every network) whose input rule is an
+:class:`~sklearn_ntk.layers.conv.ImageInput`, followed by layers (``Conv``,
+``Elementwise``, ``AvgPool``, a readout and a final ``Dense``), each with an
+exact and a feature rule.
 
-Exact kernels (:func:`cnngp_kernel`, :func:`cntk_kernel`) are computed in
-tiles of image pairs, on pixel-pair kernels laid out spatial axes first and
-image pairs last (see :mod:`sklearn_ntk.layers.conv`).  The per-pixel
-variances that the dual activations need are computed once per image from
-the "self" states ``K(x, x)``, not once per pair.  When ``Y`` is ``X`` only
-the upper triangle of tiles is computed.
+Exact kernels (:func:`cnngp_kernel`, :func:`cntk_kernel`) are computed by
+the one exact driver (:mod:`sklearn_ntk._exact`) in tiles of image pairs, on
+pixel-pair kernels laid out spatial axes first and image pairs last (see
+:mod:`sklearn_ntk.layers.conv`), in the namespace of the input images.
 
 Image layout: ``(H, W, C)``, channels last, like neural-tangents.  Functions
 accept ``(n, H, W, C)`` arrays, ``(n, H, W)`` single-channel images, or flat
@@ -21,41 +20,29 @@ read by :func:`infer_image_shape`.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from numbers import Integral
 from typing import Any
 
 import numpy as np
-from sklearn import get_config
-from sklearn.utils import check_array, check_random_state
+from sklearn.utils import check_array
 
-from ._backend import Interval, StrOptions, to_numpy, validate_params
-from ._validation import check_finite_result, check_n_jobs, trusted_inputs
+from ._backend import (
+    Interval,
+    StrOptions,
+    asxp,
+    get_namespace,
+    get_namespace_and_device,
+    is_numpy,
+    to_numpy,
+    validate_params,
+)
+from ._exact import exact_matrix
+from ._validation import check_n_jobs
 from .activations import Activation, get
 from .kernels import N_JOBS, STD
-from .layers.base import KernelState
-from .layers.conv import (
-    AvgPool,
-    AvgPoolSketch,
-    Conv,
-    ConvSketch,
-    Flatten,
-    GlobalAvgPool,
-    ImageInput,
-    PixelwiseSketch,
-    ReadoutSketch,
-    pixel_diagonal,
-)
+from .layers.conv import AvgPool, Conv, Flatten, GlobalAvgPool, ImageInput
 from .layers.dense import Dense, Elementwise
-from .networks import (
-    DenseInput,
-    Network,
-    NetworkSketch,
-    identical_pairs,
-    split_ntk_budget,
-)
-from .sketches import SRHT
+from .networks import Network
 
 __all__ = [
     "MYRTLE_DEPTHS",
@@ -70,9 +57,6 @@ __all__ = [
 
 #: Convolutions per stage ``(k1, k2, k3)`` of the Myrtle networks.
 MYRTLE_DEPTHS = {5: (2, 1, 1), 7: (2, 2, 2), 10: (3, 3, 3)}
-
-_SPATIAL = (Conv, AvgPool, GlobalAvgPool, Flatten)
-
 
 # ----------------------------------------------------------------------------
 # Image shapes
@@ -190,249 +174,10 @@ def as_images(
 # The network
 # ----------------------------------------------------------------------------
 
-
-def _pin_pixels(K: np.ndarray, dx: np.ndarray, pairs: tuple, diagonal: bool) -> None:
-    """``K[i, i, a, b] = dx[i, a]`` for every pixel ``i`` and identical images
-    ``(a, b)`` of ``pairs`` (in place; any strides)."""
-    rows, cols = pairs
-    H, W = dx.shape[:2]
-    hh = np.arange(H)[:, None, None]
-    ww = np.arange(W)[None, :, None]
-    r, c = rows[None, None, :], cols[None, None, :]
-    if diagonal:
-        K[hh, ww, r, c] = dx[hh, ww, r]
-    else:
-        K[hh, ww, hh, ww, r, c] = dx[hh, ww, r]
-
-
-def _largest_mean_sq(X4: np.ndarray) -> float:
-    with np.errstate(over="ignore"):
-        return float(np.square(X4).reshape(len(X4), -1).mean(axis=1).max(initial=0.0))
-
-
-def _check_self(k: KernelState, i: int, layer: Any, X4: np.ndarray) -> None:
-    """Raise ``OverflowError`` naming the layer where a self state overflows."""
-    for name, a in (("CNNGP kernel K", k.nngp), ("CNTK Theta", k.ntk)):
-        if not isinstance(a, np.ndarray):
-            continue
-        if not np.all(np.isfinite(a)):
-            img = int(
-                np.flatnonzero(~np.isfinite(a).reshape(-1, a.shape[-1]).all(0))[0]
-            )
-            with np.errstate(over="ignore"):
-                scale = float(np.mean(np.square(X4[img])))
-            raise OverflowError(
-                f"The {name}(x, x) overflows float64 after layer {i} ({layer!r}) "
-                f"for image {img} of the input, whose mean squared pixel is "
-                f"{scale:.3g}: the exact kernel is not representable (the "
-                "activation grows too fast for this scale and depth)."
-            )
-
-
-@dataclass(frozen=True)
-class ConvNetwork:
-    """An image input rule and layers, each with an exact and a feature rule.
-
-    ``layers`` holds :class:`~sklearn_ntk.layers.conv.Conv`,
-    :class:`~sklearn_ntk.layers.Elementwise`,
-    :class:`~sklearn_ntk.layers.conv.AvgPool`, one readout
-    (:class:`~sklearn_ntk.layers.conv.GlobalAvgPool` or
-    :class:`~sklearn_ntk.layers.conv.Flatten`) and
-    :class:`~sklearn_ntk.layers.Dense` layers after the readout.
-    """
-
-    input: ImageInput
-    layers: tuple
-
-    @property
-    def diagonal(self) -> bool:
-        """Whether the diagonal pixel pairs suffice (no pooling, flatten readout)."""
-        return not any(isinstance(la, AvgPool | GlobalAvgPool) for la in self.layers)
-
-    def _split_first_conv(self) -> tuple[Conv | None, tuple]:
-        if self.layers and isinstance(self.layers[0], Conv):
-            return self.layers[0], self.layers[1:]
-        return None, self.layers
-
-    # -- exact rule ----------------------------------------------------------
-
-    def self_states(
-        self, X4: np.ndarray, ntk: bool = False
-    ) -> tuple[list, KernelState]:
-        """Pixel variances before each activation, and the output ``K(x, x)``.
-
-        Returns the list of ``(H_l, W_l, n)`` diagonals ``K(x, x)[i, i]`` that
-        the activations read, and the state after the last layer (``(n,)``
-        arrays once past the readout).
-        """
-        diagonal = self.diagonal
-        conv, layers = self._split_first_conv()
-        with np.errstate(over="ignore", invalid="ignore"):  # checked below
-            k = self.input.kernel_self(X4, ntk, diagonal, conv)
-        _check_self(k, 0, conv or self.input, X4)
-        diags = []
-        for i, layer in enumerate(layers, start=1):
-            try:
-                with np.errstate(over="ignore", invalid="ignore"):
-                    k = self._self_layer(layer, k, diagonal, diags)
-            except OverflowError as exc:
-                raise OverflowError(
-                    f"{exc} (after layer {i} of {len(layers)}, {layer!r}; input "
-                    f"images up to a mean squared pixel of {_largest_mean_sq(X4):.3g})"
-                ) from exc
-            _check_self(k, i, layer, X4)
-        return diags, k
-
-    @staticmethod
-    def _self_layer(layer: Any, k: KernelState, diagonal: bool, diags: list) -> Any:
-        """One layer of :meth:`self_states` (appends the activations' variances)."""
-        if isinstance(layer, Elementwise):
-            d = pixel_diagonal(k.nngp, diagonal)
-            diags.append(d)
-            if diagonal:
-                k = KernelState(nngp=k.nngp, kxx=k.nngp, kyy=k.nngp, ntk=k.ntk)
-            else:
-                H, W, n = d.shape
-                k = KernelState(
-                    nngp=k.nngp,
-                    kxx=d.reshape(H, W, 1, 1, n),
-                    kyy=d.reshape(1, 1, H, W, n),
-                    ntk=k.ntk,
-                )
-            k = layer.kernel(k)
-        elif isinstance(layer, _SPATIAL):
-            k = layer.kernel(k, diagonal)
-        else:
-            k = layer.kernel(k)
-        return k
-
-    def cross_state(
-        self,
-        X4: np.ndarray,
-        Y4: np.ndarray,
-        diags_x: list,
-        diags_y: list,
-        ntk: bool,
-        pairs: tuple | None = None,
-    ) -> KernelState:
-        """Exact state between the images of ``X4`` (n) and ``Y4`` (m).
-
-        ``pairs`` are the ``(rows, cols)`` of identical images: before each
-        activation their pixel self-pairs are pinned to the pixel variances of
-        the self states, so that the dual sees ``rho = 1`` exactly there (the
-        cross Gram rounds differently from the self one, and the duals of
-        relu, sign... are not Lipschitz at ``rho = 1``).
-        """
-        diagonal = self.diagonal
-        conv, layers = self._split_first_conv()
-        k = self.input.kernel(X4, Y4, ntk, diagonal, conv)
-        i_act = 0
-        for layer in layers:
-            if isinstance(layer, Elementwise):
-                dx, dy = diags_x[i_act], diags_y[i_act]
-                i_act += 1
-                H, W, n = dx.shape
-                m = dy.shape[2]
-                if pairs is not None and len(pairs[0]):
-                    _pin_pixels(k.nngp, dx, pairs, diagonal)
-                if diagonal:
-                    kxx, kyy = dx.reshape(H, W, n, 1), dy.reshape(H, W, 1, m)
-                else:
-                    kxx, kyy = (
-                        dx.reshape(H, W, 1, 1, n, 1),
-                        dy.reshape(1, 1, H, W, 1, m),
-                    )
-                k = layer.kernel(KernelState(nngp=k.nngp, kxx=kxx, kyy=kyy, ntk=k.ntk))
-            elif isinstance(layer, _SPATIAL):
-                k = layer.kernel(k, diagonal)
-            else:
-                k = layer.kernel(k)
-        return k
-
-    def kernel_diag(self, X4: np.ndarray, ntk: bool = False) -> np.ndarray:
-        """Exact ``K(x, x)`` (or ``Theta(x, x)``) of every image, ``(n,)``."""
-        k = self.self_states(X4, ntk)[1]
-        return np.asarray(k.ntk if ntk else k.nngp)
-
-    # -- feature rule --------------------------------------------------------
-
-    def reference_scales(self, ntk: bool) -> tuple[float, float]:
-        """``K(x, x)`` and ``Theta(x, x)`` at the output for a reference input,
-        from the fully connected network that a spatially constant image sees."""
-        fc = []
-        for layer in self.layers:
-            if isinstance(layer, Conv):
-                fc.append(Dense(layer.W_std, layer.b_std))
-            elif isinstance(layer, Dense | Elementwise):
-                fc.append(layer)
-        return Network(DenseInput(), tuple(fc)).reference_scales(ntk)
-
-    def sketch(
-        self,
-        n_components: int,
-        *,
-        ntk: bool,
-        n_channels: int = 192,
-        reduce: float | None = 2.0,
-        random_state: Any = None,
-    ) -> NetworkSketch:
-        """Draw a feature map with exactly ``n_components`` output features.
-
-        Hidden activations output ``n_channels`` features per pixel (for both
-        ``phi`` and, with ``ntk``, ``psi``); the last activation gets the
-        output budget: ``n_components`` in all for ``global_avg``, at least
-        ``n_components / n_pixels`` per pixel for ``flatten`` (stacked and
-        then reduced to ``n_components`` by an SRHT).  ``reduce``: a ``Conv``
-        whose concatenated neighbourhoods are wider than ``reduce *
-        n_channels`` maps them to that width by an SRHT (``None``: never).
-        """
-        rng = check_random_state(random_state)
-        H, W, _ = self.input.image_shape
-        dims = self.input.dims(math.prod(self.input.image_shape), ntk)
-        acts = [i for i, la in enumerate(self.layers) if isinstance(la, Elementwise)]
-        last_act = acts[-1] if acts else -1
-        hidden = (int(n_channels), int(n_channels) if ntk else 0)
-        final = self._final_widths(n_components, ntk, n_channels)
-        sketches = []
-        for i, layer in enumerate(self.layers):
-            if isinstance(layer, Elementwise):
-                widths = final if i == last_act else hidden
-                s = PixelwiseSketch(layer.sketch(dims, widths, rng))
-            elif isinstance(layer, Conv):
-                r = None if reduce is None else max(1, round(reduce * n_channels))
-                s = ConvSketch(layer, dims, (r, r), rng)
-            elif isinstance(layer, AvgPool):
-                s = AvgPoolSketch(layer.window, dims)
-                H, W = layer.output_shape(H, W)
-            elif isinstance(layer, GlobalAvgPool):
-                s = ReadoutSketch("global_avg", dims)
-            elif isinstance(layer, Flatten):
-                s = ReadoutSketch("flatten", dims, H * W)
-            else:
-                s = layer.sketch(dims, final, rng)
-            sketches.append(s)
-            dims = s.dims_out
-        width = dims.psi if ntk and dims.psi is not None else dims.phi
-        resize = SRHT(width, n_components, rng) if width > n_components else None
-        return NetworkSketch(self.input, sketches, ntk, n_components, resize)
-
-    def _final_widths(
-        self, n_components: int, ntk: bool, n_channels: int
-    ) -> tuple[int, int]:
-        """Per-pixel ``(phi, psi)`` widths of the last activation."""
-        dense = [la for la in self.layers if isinstance(la, Dense)]
-        bias = int(bool(dense) and dense[-1].b_std != 0)
-        # Tiny budgets get a few features more; the output SRHT trims them.
-        budget = max(n_components - bias, 8)
-        if any(isinstance(la, Flatten) for la in self.layers):
-            H, W, _ = self.input.image_shape
-            for la in self.layers:
-                if isinstance(la, AvgPool):
-                    H, W = la.output_shape(H, W)
-            budget = max(int(n_channels), -(-budget // (H * W)), 8)
-        if not ntk:
-            return budget, 0
-        return split_ntk_budget(budget, *self.reference_scales(ntk=True))
+#: Convolutional networks are :class:`~sklearn_ntk.networks.Network` objects
+#: with an :class:`~sklearn_ntk.layers.conv.ImageInput` (one composition for
+#: every network); the name is kept for the estimators' annotations.
+ConvNetwork = Network
 
 
 # ----------------------------------------------------------------------------
@@ -458,13 +203,14 @@ def conv_stack(
     W_std: float = math.sqrt(2.0),
     b_std: float = 0.0,
     degree: int = 8,
-) -> ConvNetwork:
+    method: str = "auto",
+) -> Network:
     """``[Conv(filter_size, SAME), act] * depth``, readout, ``Dense``."""
     layers: list[Any] = []
     for _ in range(depth):
-        layers += [Conv(filter_size, W_std, b_std), Elementwise(act, degree)]
+        layers += [Conv(filter_size, W_std, b_std), Elementwise(act, degree, method)]
     layers += [_readout(readout), Dense(W_std, b_std)]
-    return ConvNetwork(ImageInput(tuple(image_shape)), tuple(layers))
+    return Network(ImageInput(tuple(image_shape)), tuple(layers))
 
 
 def myrtle(
@@ -477,7 +223,8 @@ def myrtle(
     W_std: float = math.sqrt(2.0),
     b_std: float = 0.0,
     degree: int = 8,
-) -> ConvNetwork:
+    method: str = "auto",
+) -> Network:
     """Myrtle network of depth 5, 7 or 10 (Shankar et al., 2020).
 
     ``[Conv, act] * k1, AvgPool 2, [Conv, act] * k2, AvgPool 2,
@@ -491,9 +238,12 @@ def myrtle(
         if stage:
             layers.append(AvgPool(2))
         for _ in range(n_conv):
-            layers += [Conv(filter_size, W_std, b_std), Elementwise(act, degree)]
+            layers += [
+                Conv(filter_size, W_std, b_std),
+                Elementwise(act, degree, method),
+            ]
     layers += [_readout(readout), Dense(W_std, b_std)]
-    return ConvNetwork(ImageInput(tuple(image_shape)), tuple(layers))
+    return Network(ImageInput(tuple(image_shape)), tuple(layers))
 
 
 def build_network(
@@ -507,7 +257,8 @@ def build_network(
     W_std: float = math.sqrt(2.0),
     b_std: float = 0.0,
     degree: int = 8,
-) -> ConvNetwork:
+    method: str = "auto",
+) -> Network:
     """The network named by ``architecture`` (``"myrtle"`` or ``"conv_stack"``)."""
     builder = {"myrtle": myrtle, "conv_stack": conv_stack}.get(architecture)
     if builder is None:
@@ -523,6 +274,7 @@ def build_network(
         W_std=W_std,
         b_std=b_std,
         degree=degree,
+        method=method,
     )
 
 
@@ -530,140 +282,40 @@ def build_network(
 # Exact kernel matrices
 # ----------------------------------------------------------------------------
 
-#: Pixel-pair entries per tile array: about 4 MB, so that the dozen passes of
-#: the dual activations over a tile mostly stay in cache.
-_TILE_ENTRIES = 1 << 19
-
-
-def _tile_size(network: ConvNetwork, image_shape: tuple[int, int, int]) -> int:
-    """Images per side of a square tile of image pairs."""
-    H, W, _ = image_shape
-    per_pair = H * W if network.diagonal else (H * W) ** 2
-    budget = get_config()["working_memory"] * 2**20 / (8 * 12 * per_pair)
-    pairs = max(1.0, min(_TILE_ENTRIES / per_pair, budget))
-    return max(1, int(math.sqrt(pairs)))
-
-
-def _n_threads(n_jobs: int | None, n_tasks: int) -> int:
-    check_n_jobs(n_jobs)
-    if n_jobs is None:
-        n_jobs = 1
-    if n_jobs < 0:
-        import os
-
-        n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
-    return max(1, min(int(n_jobs), n_tasks))
-
 
 def exact_conv_kernel(
-    network: ConvNetwork,
-    X4: np.ndarray,
-    Y4: np.ndarray | None = None,
+    network: Network,
+    X4: Any,
+    Y4: Any = None,
     *,
     ntk: bool,
     n_jobs: int | None = None,
     verbose: int = 0,
     tile: int | None = None,
-) -> np.ndarray:
+) -> Any:
     """Exact CNNGP (``ntk=False``) or CNTK kernel matrix of ``network``.
 
-    ``X4`` and ``Y4`` are ``(n, H, W, C)`` float64 images.  Tiles of image
-    pairs run on ``n_jobs`` threads (NumPy releases the GIL in every pass).
+    ``X4`` and ``Y4`` are ``(n, H, W, C)`` images of any Array API namespace
+    (the result is in theirs).  The one exact driver
+    (:func:`sklearn_ntk._exact.exact_matrix`) runs tiles of image pairs on
+    ``n_jobs`` threads; ``tile`` overrides the images per tile side.
     """
-    symmetric = Y4 is None or Y4 is X4
-    Y4 = X4 if symmetric else Y4
-    if X4.shape[1:] != Y4.shape[1:]:
+    if Y4 is not None and tuple(X4.shape[1:]) != tuple(Y4.shape[1:]):
         raise ValueError(
-            f"X has images of shape {X4.shape[1:]} but Y of shape {Y4.shape[1:]}."
+            f"X has images of shape {tuple(X4.shape[1:])} but Y of shape "
+            f"{tuple(Y4.shape[1:])}."
         )
     check_n_jobs(n_jobs)
-    n, m = X4.shape[0], Y4.shape[0]
-    b = tile or _tile_size(network, X4.shape[1:])
-    threads = _n_threads(n_jobs, max(n, m) // b + 1)
-
-    def diagonals(Z: np.ndarray) -> tuple[list, np.ndarray]:
-        """Pixel variances before each activation, and the output K(x, x)."""
-        step = max(b * b, 1)
-        with trusted_inputs():  # the result below is checked
-            parts = [
-                network.self_states(Z[s : s + step], ntk)
-                for s in range(0, Z.shape[0], step)
-            ]
-        diags = [np.concatenate(ds, axis=-1) for ds in zip(*(p[0] for p in parts))]
-        finals = np.concatenate(
-            [np.asarray(p[1].ntk if ntk else p[1].nngp).reshape(-1) for p in parts]
-        )
-        return diags, finals
-
-    diags_x, final_x = diagonals(X4)
-    diags_y = diags_x if symmetric else diagonals(Y4)[0]
-    pair_rows, pair_cols = identical_pairs(
-        X4.reshape(n, -1), None if symmetric else Y4.reshape(m, -1)
+    K = exact_matrix(
+        network, X4, Y4, ntk=ntk, n_jobs=n_jobs, verbose=verbose, tile=tile
     )
-    rows = [slice(s, min(n, s + b)) for s in range(0, n, b)]
-    cols = [slice(s, min(m, s + b)) for s in range(0, m, b)]
-    tasks = [
-        (r, c)
-        for i, r in enumerate(rows)
-        for j, c in enumerate(cols)
-        if not symmetric or j >= i
-    ]
-    out = np.empty((n, m))
-
-    kind = "CNTK" if ntk else "CNNGP kernel"
-
-    def run(task: tuple[slice, slice]) -> None:
-        r, c = task
-        inside = (
-            (pair_rows >= r.start)
-            & (pair_rows < r.stop)
-            & (pair_cols >= c.start)
-            & (pair_cols < c.stop)
-        )
-        with trusted_inputs():  # checked by the guard below
-            k = network.cross_state(
-                X4[r],
-                Y4[c],
-                [d[..., r] for d in diags_x],
-                [d[..., c] for d in diags_y],
-                ntk,
-                (pair_rows[inside] - r.start, pair_cols[inside] - c.start),
-            )
-        K = k.ntk if ntk else k.nngp
-        # The guard of the team rule: never a NaN with only a RuntimeWarning.
-        check_finite_result(
-            K,
-            what=f"The exact {kind}",
-            network=network,
-            ntk=ntk,
-            X=X4[r],
-            Y=None if symmetric else Y4[c],
-        )
-        out[r, c] = K
-        if symmetric and r != c:
-            out[c, r] = K.T
-
-    if threads == 1:
-        for i, t in enumerate(tasks):
-            run(t)
-            if verbose and (i + 1) % max(1, len(tasks) // 10) == 0:
-                print(f"[sklearn_ntk] tiles {i + 1}/{len(tasks)}")
-    else:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            for i, _ in enumerate(pool.map(run, tasks)):
-                if verbose and (i + 1) % max(1, len(tasks) // 10) == 0:
-                    print(f"[sklearn_ntk] tiles {i + 1}/{len(tasks)}")
-    if symmetric:  # exact symmetry despite rounding in the tiles
-        out = 0.5 * (out + out.T)
-    # Identical images get K(x, x) of the self states: K(X), K(X, X) and
-    # K(X, X.copy()) agree on them by construction.
-    out[pair_rows, pair_cols] = final_x[pair_rows]
-    if not np.all(np.isfinite(out)):
+    xp, _ = get_namespace(K)
+    if not bool(xp.all(xp.isfinite(K))):
         raise OverflowError(
             "The exact convolutional kernel overflows float64 for some pairs "
             "of images: their kernel is not representable."
         )
-    return out
+    return K
 
 
 _kernel_params = {
@@ -697,8 +349,14 @@ def _conv_kernel(
     n_jobs,
     verbose,
 ):
+    # Validated on the host; computed in the namespace of X (under
+    # array_api_dispatch), on its device.
+    xp, _, dev = get_namespace_and_device(X)
     X4 = as_images(X, image_shape)
     Y4 = None if Y is None else as_images(Y, X4.shape[1:], name="Y", shape_from="X")
+    if not is_numpy(xp):
+        X4 = asxp(X4, xp, device=dev)
+        Y4 = None if Y4 is None else asxp(Y4, xp, device=dev)
     net = build_network(
         act,
         architecture,

@@ -147,8 +147,8 @@ class _BaseNeuralSketch(
         self._check_memory_one_row()
         with _naming_memory(self):
             self.sketch_ = network.sketch(
-                self.n_features_in_,
                 self.n_components,
+                n_features=self.n_features_in_,
                 ntk=self._ntk,
                 random_state=self.random_state,
                 sparse=self.sparse_input_,

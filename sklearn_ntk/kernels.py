@@ -1,8 +1,9 @@
 """Exact NNGP and NTK kernels of fully connected networks.
 
 The functions compose the exact rules of :mod:`sklearn_ntk.layers` over the
-network of :func:`sklearn_ntk.networks.fully_connected`, in row blocks so
-that the output is the only ``n_X x n_Y`` object held in memory.
+network of :func:`sklearn_ntk.networks.fully_connected`, through the one
+exact driver (:mod:`sklearn_ntk._exact`): tiles of pairs on threads, so that
+the output is the only ``n_X x n_Y`` object held in memory.
 :class:`NNGPKernel` and :class:`NTKKernel` wrap them for
 :mod:`sklearn.gaussian_process`, :class:`~sklearn.kernel_ridge.KernelRidge`
 and :class:`~sklearn.svm.SVC`.
@@ -11,17 +12,17 @@ and :class:`~sklearn.svm.SVC`.
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn import config_context, get_config
+from sklearn import config_context
 from sklearn.gaussian_process.kernels import Hyperparameter, Kernel
-from sklearn.utils import check_array, gen_batches
+from sklearn.utils import check_array
 
-from ._backend import Interval, device, get_namespace, validate_params, zeros
+from ._backend import Interval, get_namespace, validate_params
+from ._exact import exact_matrix
 from ._validation import (
     MAX_STD,
     check_finite_result,
@@ -31,8 +32,7 @@ from ._validation import (
     trusted_inputs,
 )
 from .activations import Activation, get
-from .layers.base import KernelState
-from .networks import Network, fully_connected, identical_pairs
+from .networks import Network, fully_connected
 
 __all__ = ["NNGPKernel", "NTKKernel", "exact_kernel", "nngp_kernel", "ntk_kernel"]
 
@@ -72,12 +72,6 @@ def _check_inputs(X: Any, Y: Any) -> tuple[Any, Any]:
     return X, Y
 
 
-def _block_rows(n_cols: int, n_temporaries: int = 8) -> int:
-    """Rows per block so a block's temporaries fit in ``working_memory``."""
-    budget = get_config()["working_memory"] * 2**20
-    return max(1, int(budget // (8 * n_temporaries * max(n_cols, 1))))
-
-
 def exact_kernel(
     network: Network,
     X: Any,
@@ -89,9 +83,10 @@ def exact_kernel(
 ) -> Any:
     """Exact NNGP (``ntk=False``) or NTK (``ntk=True``) kernel of ``network``.
 
-    Rows of ``X`` are processed in blocks (sized from scikit-learn's
-    ``working_memory``), on ``n_jobs`` threads: NumPy releases the GIL in the
-    elementwise dual maps, so threads scale without copying the inputs.
+    Validates the rows, computes float32 rows in float32 where that is safe
+    (:func:`_as_float64`), and runs the one exact driver
+    (:func:`sklearn_ntk._exact.exact_matrix`: tiles of pairs on ``n_jobs``
+    threads, sized from scikit-learn's ``working_memory``).
     """
     same = Y is None
     check_n_jobs(n_jobs)
@@ -99,73 +94,20 @@ def exact_kernel(
     kind = "NTK" if ntk else "NNGP kernel"
     dtype = X.dtype
     X, Y = _as_float64(X, Y)
-    n, m = X.shape[0], Y.shape[0]
-    sparse = sp.issparse(X)
-    xp = np if sparse else get_namespace(X)[0]
-    out = None
-    n_threads = _n_threads(n_jobs, n)
-    # Enough blocks to keep every thread busy, each within working_memory.
-    rows = min(_block_rows(m), max(1, -(-n // (2 * n_threads)) if n_threads > 1 else n))
-    blocks = list(gen_batches(n, rows))
 
-    # The diagonal states (K(x, x) after every layer) and the pairs of equal
-    # rows, once for all blocks: the variances the activations read and the
-    # self-pairs' values come from them, the same numbers as NNGPKernel.diag.
-    with trusted_inputs():
-        try:
-            diag_x = network.diag_states(X, ntk)
-            diag_y = diag_x if same or Y is X else network.diag_states(Y, ntk)
-        except (ArithmeticError, ValueError) as exc:
-            raise _with_context(exc, kind, network, X, None if same else Y) from exc
-    pair_rows, pair_cols = identical_pairs(X, None if same else Y)
+    def context(exc: BaseException) -> BaseException:
+        return _with_context(exc, kind, network, X, None if same else Y)
 
-    config = get_config()  # thread-local: the pool's threads need array_api_dispatch
-
-    def run(rows: slice) -> Any:
-        lo, hi = np.searchsorted(pair_rows, [rows.start, rows.stop])
-        pairs = (pair_rows[lo:hi] - rows.start, pair_cols[lo:hi])
-        with config_context(**config), trusted_inputs():
-            try:
-                k = network.kernel(
-                    X[rows, ...],
-                    Y,
-                    ntk=ntk,
-                    diag_x=[_rows_of(s, rows) for s in diag_x],
-                    diag_y=diag_y,
-                    pairs=pairs,
-                )
-            except (ArithmeticError, ValueError) as exc:
-                raise _with_context(exc, kind, network, X, None if same else Y) from exc
-            K = k.ntk if ntk else k.nngp
-            # The guard of the team rule: never a NaN with only a RuntimeWarning.
-            return check_finite_result(
-                K,
-                what=f"The exact {kind}",
-                network=network,
-                ntk=ntk,
-                X=X[rows, ...],
-                Y=None if same else Y,
-            )
-
-    if len(blocks) == 1:
-        return _as_dtype(run(blocks[0]), dtype)
-    with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        for i, (rows, K) in enumerate(zip(blocks, pool.map(run, blocks))):
-            if out is None:
-                out = zeros(xp, (n, m), K.dtype, device(K))
-            out[rows, ...] = K
-            if verbose:
-                print(
-                    f"[sklearn_ntk] kernel rows {rows.stop}/{n} ({i + 1}/{len(blocks)} blocks)"
-                )
-    return _as_dtype(out, dtype)
-
-
-def _rows_of(k: KernelState, rows: slice) -> KernelState:
-    """The diagonal state of the rows ``rows``."""
-    nngp = k.nngp[rows]
-    ntk = k.ntk if k.ntk is None or isinstance(k.ntk, float) else k.ntk[rows]
-    return KernelState(nngp=nngp, kxx=nngp, kyy=nngp, ntk=ntk)
+    K = exact_matrix(
+        network,
+        X,
+        None if same else Y,
+        ntk=ntk,
+        n_jobs=n_jobs,
+        verbose=verbose,
+        context=context,
+    )
+    return _as_dtype(K, dtype)
 
 
 #: float32 rows whose largest |x_k| lies within 2**+-_F32_EXP are computed in
@@ -233,17 +175,6 @@ def _as_dtype(K: Any, dtype: Any) -> Any:
             "of the input: pass float64 data."
         )
     return xp.astype(K, dtype)
-
-
-def _n_threads(n_jobs: int | None, n_blocks: int) -> int:
-    check_n_jobs(n_jobs)
-    if n_jobs is None:
-        n_jobs = 1
-    if n_jobs < 0:
-        import os
-
-        n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
-    return max(1, min(n_jobs, n_blocks))
 
 
 def _with_context(

@@ -1,16 +1,21 @@
 """Networks as lists of layers, and their drawn feature maps.
 
-A :class:`Network` is an input rule followed by layers (see
-:mod:`sklearn_ntk.layers`).  The same object gives the exact kernels
-(:meth:`Network.kernel`) and, once drawn, the sketched feature map
-(:meth:`Network.sketch`), so exact and approximate paths cannot drift apart.
+A :class:`Network` is an input rule (:class:`DenseInput` for rows,
+:class:`~sklearn_ntk.layers.conv.ImageInput` for images) followed by layers
+(see :mod:`sklearn_ntk.layers`): one composition for fully connected and
+convolutional networks.  The same object gives the exact states
+(:meth:`Network.self_states`, :meth:`Network.cross_state`, driven over tiles
+by :func:`sklearn_ntk._exact.exact_matrix`) and, once drawn, the sketched
+feature map (:meth:`Network.sketch`), whose budgets take their scales from
+the exact rules on a reference state: exact and approximate paths share the
+layers' rules.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,9 +23,11 @@ from sklearn.utils import check_random_state
 
 from ._backend import asxp, get_namespace, get_namespace_and_device, to_numpy
 from .activations import Activation, _gap_of
-from .layers.base import Dims, Features, KernelState, scatter
+from .layers.base import Dims, Features, KernelState, Layout, Widths, scatter
 from .layers.dense import Dense, Elementwise
 from .sketches import SRHT
+
+_NO_PAIRS = (np.zeros(0, dtype=int), np.zeros(0, dtype=int))
 
 __all__ = [
     "DenseInput",
@@ -47,26 +54,39 @@ class DenseInput:
 
     Scale-safe: rows with entries beyond ``2**+-400`` are rescaled by exact
     powers of two, so that ``<x, y>`` neither under- nor overflows, and the
-    scales are put back on the (representable) kernel values.
+    scales are put back on the (representable) kernel values.  Carries the
+    gap ``1 - |rho|`` (:class:`~sklearn_ntk.layers.base.KernelState`).
     """
 
-    def kernel_diag(self, X: Any, ntk: bool) -> KernelState:
+    carries_gap: ClassVar[bool] = True
+
+    def spatial_layout(self, needs_full: bool) -> str:
+        return "none"
+
+    def fuses(self, layers: tuple) -> int:
+        return 0
+
+    def describe(self, X: Any, i: int) -> str:
+        scale = float(np.asarray(to_numpy(_scaled_rows(_take_rows_any(X, i))[1]))[0])
+        return f"row {i} of the input, whose ||x||^2 / d = {scale:.3g}"
+
+    def self_state(self, X: Any, ntk: bool, spatial: str, fused: tuple) -> KernelState:
         """State of the pairs ``(x, x)``: every array is ``(n,)``."""
         kxx = _scaled_rows(X)[1]
-        return KernelState(nngp=kxx, kxx=kxx, kyy=kxx, ntk=0.0 if ntk else None)
+        return KernelState(nngp=kxx, ntk=0.0 if ntk else None, layout=Layout(True))
 
-    def kernel(
+    def cross_state(
         self,
         X: Any,
         Y: Any,
         ntk: bool,
-        kxx: Any,
-        kyy: Any,
-        pairs: tuple[np.ndarray, np.ndarray],
-        gap: bool,
+        spatial: str,
+        fused: tuple,
+        pairs: tuple[np.ndarray, np.ndarray] = _NO_PAIRS,
+        gap: bool = False,
     ) -> KernelState:
-        """Cross state; ``kxx``, ``kyy`` are the ``(n,)``, ``(m,)`` variances
-        of :meth:`kernel_diag`, ``pairs`` the pairs of identical rows."""
+        """Cross state; ``pairs`` are the pairs of identical rows (their gap is
+        0), ``gap`` whether to compute the gap ``1 - |rho|``."""
         d = X.shape[1]
         Xs, _, ex, nx = _scaled_rows(X, norms=True)
         Ys, _, ey, ny = _scaled_rows(Y, norms=True)
@@ -88,21 +108,24 @@ class DenseInput:
             # Not clipped: rounding may put it a hair below 0, but then the
             # pair is nearly parallel, and its gap is recomputed.
             g = _near_parallel_gaps(Xs, Ys, _gap_of(xp, g), pairs)
-        k = KernelState(
-            nngp=nngp,
-            kxx=kxx[:, None],
-            kyy=kyy[None, :],
-            ntk=0.0 if ntk else None,
-            gap=g,
-        )
-        return _pin(k, pairs, kxx, None)
+        return KernelState(nngp=nngp, ntk=0.0 if ntk else None, gap=g)
 
-    def dims(self, n_features: int, ntk: bool) -> Dims:
-        # Reference input: ||x||^2 / d = 1 (standardized data).
-        return Dims(phi=n_features, psi=0 if ntk else None, scale2=1.0)
+    def reference_state(self, ntk: bool) -> KernelState:
+        """Standardized data, ``||x||^2 / d = 1``."""
+        one = np.ones(1)
+        return KernelState(nngp=one, ntk=0.0 if ntk else None, layout=Layout(True))
+
+    def dims(self, n_features: int, ntk: bool, sparse: bool = False) -> Dims:
+        return Dims(phi=n_features, psi=0 if ntk else None, scale2=1.0, sparse=sparse)
 
     def features(self, X: Any) -> Features:
         return Features(X * (1.0 / math.sqrt(X.shape[1])))
+
+
+def _take_rows_any(X: Any, i: int) -> Any:
+    if sp.issparse(X):
+        return sp.csr_matrix(X)[i : i + 1]
+    return X[i : i + 1, ...]
 
 
 def _row_max(X: Any) -> np.ndarray:
@@ -344,35 +367,53 @@ def _row_keys(X: Any) -> np.ndarray:
     return host.view(np.dtype((np.void, host.shape[1] * 8))).ravel()
 
 
-def _pin(k: KernelState, pairs: tuple, kxx: Any, txx: Any) -> KernelState:
-    """Copy the diagonal states onto the pairs of identical inputs.
+# ----------------------------------------------------------------------------
+# Pinning the pairs of identical inputs
+# ----------------------------------------------------------------------------
 
-    ``nngp`` (and ``ntk``) there become bitwise ``K(x, x)`` (``Theta(x, x)``)
-    of the diagonal state, and the gap 0: what ``K(X)``, ``K(X, X)``,
-    ``K(X, X.copy())`` and the kernel objects' ``diag`` return for an input
-    with itself is then the same number by construction, and the duals see
-    ``rho = 1`` exactly there.
+
+def _take_last(v: Any, rows: np.ndarray) -> Any:
+    """``v[..., rows]`` for an array of any namespace."""
+    if isinstance(v, np.ndarray):
+        return v[..., rows]
+    xp, _, dev = get_namespace_and_device(v)
+    return xp.take(v, asxp(rows, xp, device=dev), axis=v.ndim - 1)
+
+
+def _pin_array(a: Any, v: Any, pairs: tuple, spatial: str) -> Any:
+    """``a`` with the pixel self-pairs of the identical inputs set to ``v``.
+
+    ``a`` is a cross array of layout ``spatial``, ``v`` the per-pixel values
+    of the self state (``(n,)`` or ``(H, W, n)``): ``a[i, i, r, c] = v[i, r]``
+    for every pixel ``i`` and pair ``(r, c)`` of ``pairs``.
     """
     rows, cols = pairs
     if len(rows) == 0:
-        return k
-    take = (lambda a: a[rows]) if isinstance(kxx, np.ndarray) else _taker(kxx, rows)
-    nngp = scatter(k.nngp, rows, cols, take(kxx))
-    ntk = k.ntk
-    if not isinstance(ntk, float | type(None)) and not isinstance(
-        txx, float | type(None)
-    ):
-        ntk = scatter(ntk, rows, cols, take(txx))
-    gap = k.gap
-    if gap is not None:
-        gap = scatter(gap, rows, cols, np.zeros(len(rows)))
-    return k.replace(nngp=nngp, ntk=ntk, gap=gap)
+        return a
+    if spatial != "full":
+        return scatter(a, rows, cols, _take_last(v, rows))
+    H, W = v.shape[:2]
+    hh = np.arange(H)[:, None, None]
+    ww = np.arange(W)[None, :, None]
+    r, c = rows[None, None, :], cols[None, None, :]
+    if isinstance(a, np.ndarray):
+        a[hh, ww, hh, ww, r, c] = v[hh, ww, r]
+        return a
+    xp, _, dev = get_namespace_and_device(a)
+    if type(a).__module__.startswith("torch"):
+        import torch
+
+        idx = [torch.as_tensor(i, device=a.device) for i in (hh, ww, r, c)]
+        a[idx[0], idx[1], idx[0], idx[1], idx[2], idx[3]] = v[idx[0], idx[1], idx[2]]
+        return a
+    host = np.array(to_numpy(a), copy=True)
+    hv = np.asarray(to_numpy(v))
+    host[hh, ww, hh, ww, r, c] = hv[hh, ww, r]
+    return asxp(host, xp, device=dev)
 
 
-def _taker(like: Any, rows: np.ndarray):
-    xp, _, dev = get_namespace_and_device(like)
-    idx = asxp(rows, xp, device=dev)
-    return lambda a: xp.take(a, idx)
+def _is_array(a: Any) -> bool:
+    return a is not None and not isinstance(a, float)
 
 
 def _largest(a: Any) -> float:
@@ -380,55 +421,159 @@ def _largest(a: Any) -> float:
     return float(host.max()) if host.size else 0.0
 
 
-def _check_finite(k: KernelState, i: int, layer: Any, n_layers: int, kxx0: Any) -> None:
-    """Raise ``OverflowError`` where a diagonal state left the float64 range."""
-    for name, a in (("NNGP kernel K", k.nngp), ("NTK Theta", k.ntk)):
-        if a is None or isinstance(a, float):
-            continue
-        host = np.asarray(to_numpy(a), dtype=np.float64)
-        bad = ~np.isfinite(host)
-        if bad.any():
-            r = int(np.flatnonzero(bad)[0])
-            scale = float(np.asarray(to_numpy(kxx0), dtype=np.float64)[r])
-            raise OverflowError(
-                f"The {name}(x, x) overflows float64 after layer {i + 1} of "
-                f"{n_layers} ({layer!r}) for row {r} of the input, whose "
-                f"||x||^2 / d = {scale:.3g}: the exact kernel is not "
-                "representable (the activation grows too fast for this scale "
-                "and depth)."
-            )
+# ----------------------------------------------------------------------------
+# The network
+# ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Network:
-    """An input rule and a list of layers, each with an exact and a feature rule."""
+    """An input rule and a list of layers, each with an exact and a feature rule.
+
+    One composition for fully connected and convolutional networks: the input
+    rule (:class:`DenseInput`, :class:`~sklearn_ntk.layers.conv.ImageInput`)
+    says how inputs become a kernel state and features; every layer has the
+    protocol of :class:`~sklearn_ntk.layers.base.Layer`.  The network reads
+    what the layers declare (the pixel-pair layout they need, whether they
+    read the gap, whether their width is the feature budget) and never
+    their type.
+
+    The exact rules run on three kinds of states: self states (the pairs
+    ``(x, x)`` of one batch, :meth:`self_states`), cross states between two
+    batches (:meth:`cross_state`, whose variances and identical pairs come
+    from the self states), and the reference state (one standardized input,
+    :meth:`reference_states`) whose scales set the feature budgets of
+    :meth:`sketch`.  The exact driver is :func:`sklearn_ntk._exact.exact_matrix`.
+    """
 
     input: Any
     layers: tuple
 
-    def diag_states(self, X: Any, ntk: bool = False) -> list[KernelState]:
-        """The diagonal states ``K(x, x)`` (``Theta(x, x)``) after the input and
-        after each layer, ``(n,)`` arrays.
+    # -- structure -------------------------------------------------------------
+
+    @property
+    def spatial(self) -> str:
+        """Spatial layout of the exact states (``"none"`` for rows)."""
+        needs_full = any(la.needs_full_pixel_pairs for la in self.layers)
+        return self.input.spatial_layout(needs_full)
+
+    @property
+    def diagonal(self) -> bool:
+        """Whether the diagonal pixel pairs suffice (no pooling, flatten readout)."""
+        return self.spatial == "diagonal"
+
+    def _split(self) -> tuple[tuple, tuple]:
+        """``(layers the input rule applies itself, the others)``."""
+        n = self.input.fuses(self.layers)
+        return self.layers[:n], self.layers[n:]
+
+    def entries_per_pair(self) -> int:
+        """Kernel entries per pair of inputs in the exact states."""
+        shape = getattr(self.input, "image_shape", None)
+        if shape is None:
+            return 1
+        P = shape[0] * shape[1]
+        return P * P if self.spatial == "full" else P
+
+    # -- exact rule ----------------------------------------------------------
+
+    def self_states(self, X: Any, ntk: bool = False) -> list[KernelState]:
+        """The self states ``K(x, x)`` (``Theta(x, x)``) after the input rule
+        and after each layer it does not apply itself, reduced to their pixel
+        diagonals (``(n,)`` or ``(H, W, n)`` arrays): what the cross states
+        read as variances and pin on the pairs of identical inputs.
 
         Raises ``OverflowError``, naming the layer, the activation and the
-        input scale, where a variance exceeds the float64 range (``exp`` at
-        depth 4, a huge polynomial...): the cross kernels are bounded by them.
+        input, where a variance exceeds the float64 range (``exp`` at depth
+        4, a huge polynomial...): the cross kernels are bounded by them.
         """
-        k = self.input.kernel_diag(X, ntk)
-        states = [k]
-        for i, layer in enumerate(self.layers):
+        fused, layers = self._split()
+        with np.errstate(over="ignore", invalid="ignore"):  # checked below
+            k = self.input.self_state(X, ntk, self.spatial, fused)
+        self._check_finite(k, 0, fused[0] if fused else self.input, X)
+        states = [_summary(k)]
+        for i, layer in enumerate(layers, start=1):
             try:
-                # Overflow is checked below, and reported with its cause.
                 with np.errstate(over="ignore", invalid="ignore"):
                     k = layer.kernel(k)
             except OverflowError as exc:
                 raise OverflowError(
-                    f"{exc} (layer {i + 1} of {len(self.layers)}, {layer!r}; "
-                    f"input ||x||^2 / d up to {_largest(states[0].nngp):.3g})"
+                    f"{exc} (after layer {i} of {len(layers)}, {layer!r}; input "
+                    f"{self._input_scale(states[0])})"
                 ) from exc
-            _check_finite(k, i, layer, len(self.layers), states[0].nngp)
-            states.append(k)
+            self._check_finite(k, i, layer, X)
+            states.append(_summary(k))
         return states
+
+    def _input_scale(self, s0: KernelState) -> str:
+        what = "mean squared pixel" if self.spatial != "none" else "||x||^2 / d"
+        return f"{what} up to {_largest(s0.nngp):.3g}"
+
+    def _check_finite(self, k: KernelState, i: int, layer: Any, X: Any) -> None:
+        """Raise ``OverflowError`` where a self state left the float64 range."""
+        n_layers = len(self._split()[1])
+        for name, a in (("kernel K", k.nngp), ("NTK Theta", k.ntk)):
+            if not _is_array(a):
+                continue
+            host = np.asarray(to_numpy(a), dtype=np.float64)
+            bad = ~np.isfinite(host).reshape(-1, host.shape[-1]).all(axis=0)
+            if bad.any():
+                r = int(np.flatnonzero(bad)[0])
+                raise OverflowError(
+                    f"The {name}(x, x) overflows float64 after layer {i} of "
+                    f"{n_layers} ({layer!r}) for {self.input.describe(X, r)}: "
+                    "the exact kernel is not representable (the activation "
+                    "grows too fast for this scale and depth)."
+                )
+
+    def _gap_until(self, ntk: bool, sx: list, sy: list) -> int:
+        """Index of the last layer that reads the gap (-1: none, also when
+        a layer that reads it is beyond one that cannot carry it)."""
+        layers = self._split()[1]
+        last, blocked = -1, not getattr(self.input, "carries_gap", False)
+        for i, la in enumerate(layers):
+            scale = max(_largest(sx[i].nngp), _largest(sy[i].nngp))
+            if la.needs_gap(ntk, scale):
+                if blocked:
+                    # Carried only where every layer that reads it gets it
+                    # (pooling does not carry it: then none, as its cost
+                    # would buy only part of the accuracy).
+                    return -1
+                last = i
+            blocked = blocked or not la.carries_gap
+        return last
+
+    def cross_state(
+        self,
+        X: Any,
+        Y: Any,
+        ntk: bool,
+        sx: list[KernelState],
+        sy: list[KernelState],
+        pairs: tuple = _NO_PAIRS,
+    ) -> KernelState:
+        """Exact state between the inputs of ``X`` (n) and ``Y`` (m).
+
+        ``sx``, ``sy`` are :meth:`self_states` of ``X`` and ``Y``, ``pairs``
+        the ``(rows, cols)`` of identical inputs (:func:`identical_pairs`).
+        After the input rule and every layer the variances ``kxx``, ``kyy``
+        are set from the self states, and the pixel self-pairs of identical
+        inputs pinned to them: an input paired with itself gets exactly
+        ``K(x, x)``, and the duals see ``rho = 1`` exactly there.  Where a
+        layer needs it, the gap ``1 - |rho|`` is carried along.
+        """
+        fused, layers = self._split()
+        gap_until = self._gap_until(ntk, sx, sy)
+        k = self.input.cross_state(
+            X, Y, ntk, self.spatial, fused, pairs=pairs, gap=gap_until >= 0
+        )
+        k = _settle(k, sx[0], sy[0], pairs)
+        for i, layer in enumerate(layers):
+            k = layer.kernel(k.replace(gap_out=i < gap_until))
+            if i >= gap_until:
+                k = k.replace(gap=None)
+            k = _settle(k, sx[i + 1], sy[i + 1], pairs)
+        return k
 
     def kernel(
         self,
@@ -439,104 +584,188 @@ class Network:
         diag_y: list | None = None,
         pairs: tuple | None = None,
     ) -> KernelState:
-        """Exact kernels between the rows of ``X`` and ``Y``.
-
-        ``diag_x``, ``diag_y`` are :meth:`diag_states` of ``X`` and ``Y``, and
-        ``pairs`` the :func:`identical_pairs` (computed here when not given).
-        The variances that the activations read are taken from the diagonal
-        states, and the pairs of identical inputs are pinned to them after
-        every layer: an input paired with itself gets exactly ``K(x, x)``.
-        Where an activation needs it, the gap ``1 - |rho|`` is carried along
-        (see :class:`~sklearn_ntk.layers.base.KernelState`).
-        """
+        """Exact state between ``X`` and ``Y`` in one piece (no tiles)."""
         if diag_x is None:
-            diag_x = self.diag_states(X, ntk)
+            diag_x = self.self_states(X, ntk)
         if diag_y is None:
-            diag_y = diag_x if Y is X else self.diag_states(Y, ntk)
+            diag_y = diag_x if Y is X else self.self_states(Y, ntk)
         if pairs is None:
-            pairs = identical_pairs(X, Y)
-        gap_until = max(
-            (
-                i
-                for i, la in enumerate(self.layers)
-                if isinstance(la, Elementwise)
-                and la.act._needs_gap(
-                    ntk, max(_largest(diag_x[i].nngp), _largest(diag_y[i].nngp))
-                )
-            ),
-            default=-1,
-        )
-        k = self.input.kernel(
-            X, Y, ntk, diag_x[0].nngp, diag_y[0].nngp, pairs, gap_until >= 0
-        )
-        for i, layer in enumerate(self.layers):
-            if isinstance(layer, Elementwise):
-                k = layer.kernel(k, keep_gap=i < gap_until)
-            else:
-                k = layer.kernel(k)
-            if i >= gap_until:
-                k = k.replace(gap=None)
-            dx, dy = diag_x[i + 1], diag_y[i + 1]
-            k = k.replace(kxx=dx.nngp[:, None], kyy=dy.nngp[None, :])
-            k = _pin(k, pairs, dx.nngp, dx.ntk)
-        return k
+            pairs = identical_pairs(_flat(X), _flat(Y))
+        return self.cross_state(X, Y, ntk, diag_x, diag_y, pairs)
 
     def kernel_diag(self, X: Any, ntk: bool = False) -> KernelState:
-        """Exact ``K(x, x)`` (and ``Theta(x, x)``) for each row of ``X``."""
-        return self.diag_states(X, ntk)[-1]
+        """Exact ``K(x, x)`` (and ``Theta(x, x)``) of each input, ``(n,)`` arrays."""
+        return self.self_states(X, ntk)[-1]
 
-    def reference_scales(self, ntk: bool) -> tuple[float, float]:
-        """``K(x, x)`` and ``Theta(x, x)`` at the output for a reference input."""
-        one = np.ones(1)
-        k = KernelState(nngp=one, kxx=one, kyy=one, ntk=0.0 if ntk else None)
+    # -- reference state -----------------------------------------------------
+
+    def reference_states(self, ntk: bool) -> list[KernelState]:
+        """The reference input's state after the input and after each layer.
+
+        One standardized input (spatially constant for images) walked once
+        through the exact rules: the scales that set the feature budgets
+        come from the same rules as the exact kernels.
+        """
+        k = self.input.reference_state(ntk)
+        states = [k]
         for layer in self.layers:
             k = layer.kernel(k)
-        return float(k.nngp[0]), float(np.asarray(k.ntk).reshape(-1)[0]) if ntk else 0.0
+            states.append(k)
+        return states
+
+    def reference_scales(self, ntk: bool) -> tuple[float, float]:
+        """``K(x, x)`` and ``Theta(x, x)`` at the output for the reference input."""
+        return _scales(self.reference_states(ntk)[-1], ntk)
+
+    # -- feature rule --------------------------------------------------------
 
     def sketch(
         self,
-        n_features: int,
         n_components: int,
         *,
         ntk: bool,
+        n_features: int | None = None,
         random_state: Any = None,
         sparse: bool = False,
+        n_channels: int = 192,
+        reduce: float | None = 2.0,
     ) -> NetworkSketch:
-        """Draw a feature map with exactly ``n_components`` output features."""
+        """Draw a feature map with exactly ``n_components`` output features.
+
+        ``n_features``: width of the input rows (fully connected networks).
+        ``sparse``: the rows will be SciPy sparse matrices.  Images: hidden
+        activations output ``n_channels`` features per pixel (for both
+        ``phi`` and, with ``ntk``, ``psi``); the last activation gets the
+        output budget (``n_components`` in all for ``global_avg``, at least
+        ``n_components / n_pixels`` per pixel for ``flatten``, stacked and
+        reduced to ``n_components`` by an SRHT); a ``Conv`` whose
+        concatenated neighbourhoods are wider than ``reduce * n_channels``
+        maps them to that width by an SRHT (``None``: never).  Without
+        spatial axes every activation gets the output budget.
+
+        Each layer's feature rule receives the widths of its input (its
+        ``Dims``) with the scales of the reference state before it.
+        """
         rng = check_random_state(random_state)
-        dims = self.input.dims(n_features, ntk)
-        dims = Dims(dims.phi, dims.psi, dims.scale2, dims.scale2_ntk, sparse=sparse)
-        widths = self._widths(n_components, ntk)
+        dims = self.input.dims(n_features, ntk, sparse)
+        refs = self.reference_states(ntk)
+        final = self._final_widths(n_components, ntk, n_channels, dims.spatial)
+        budget_layers = [i for i, la in enumerate(self.layers) if la.takes_budget]
+        last = budget_layers[-1] if budget_layers else -1
+        if dims.spatial is None:
+            hidden = final
+        else:
+            hidden = Widths(int(n_channels), int(n_channels) if ntk else 0)
+        r = None if reduce is None else max(1, round(reduce * n_channels))
         sketches = []
-        for layer in self.layers:
-            s = layer.sketch(dims, widths, rng)
+        for i, layer in enumerate(self.layers):
+            dims = replace_scales(dims, refs[i], ntk)
+            widths = final if i == last else hidden
+            s = layer.features(dims, Widths(widths.phi, widths.psi, r), rng)
             sketches.append(s)
             dims = s.dims_out
-        width = dims.psi if ntk else dims.phi
-        resize = None
-        if width > n_components:
-            resize = SRHT(width, n_components, rng)
+        width = dims.psi if ntk and dims.psi is not None else dims.phi
+        resize = SRHT(width, n_components, rng) if width > n_components else None
         return NetworkSketch(self.input, sketches, ntk, n_components, resize)
 
     def _widths(self, n_components: int, ntk: bool) -> tuple[int, int]:
-        """Widths ``(phi, psi)`` of every activation layer's output.
+        """``(phi, psi)`` widths of a fully connected network's activations."""
+        w = self._final_widths(n_components, ntk, 0, None)
+        return w.phi, w.psi
 
-        The final ``Dense`` appends a bias column (when ``b_std != 0``) and,
-        for the NTK, stacks ``[W psi ; phi]``: the widths are chosen so that
-        the output has exactly ``n_components`` columns.  The NTK budget is
-        split between the NNGP part and the tensor-sketched part in proportion
-        to their share of ``Theta`` at the reference scale.
+    def _final_widths(
+        self,
+        n_components: int,
+        ntk: bool,
+        n_channels: int,
+        spatial: tuple[int, int] | None,
+    ) -> Widths:
+        """``(phi, psi)`` widths of the last activation's output.
+
+        The layers after it may widen the features (``Dense`` appends a bias
+        column, ``Flatten`` stacks the pixels): the widths are chosen so that
+        the output has ``n_components`` columns, or, for stacked pixels, at
+        least ``n_channels`` per pixel (an SRHT then trims the output).  The
+        NTK budget is split between the NNGP part and the tensor-sketched
+        part in proportion to their share of ``Theta`` at the reference
+        scale (:func:`split_ntk_budget`).
         """
-        last_dense = next(
-            (la for la in reversed(self.layers) if isinstance(la, Dense)), None
-        )
-        bias = int(last_dense is not None and last_dense.b_std != 0)
-        budget = max(n_components - bias, 2)
-        return (
-            split_ntk_budget(budget, *self.reference_scales(ntk=True))
-            if ntk
-            else (budget, 0)
-        )
+        budget_layers = [i for i, la in enumerate(self.layers) if la.takes_budget]
+        last = budget_layers[-1] if budget_layers else -1
+        for la in self.layers[: last + 1]:
+            spatial = la.out_spatial(spatial)
+        after = self.layers[last + 1 :]
+
+        def widened(width: int) -> int:
+            # Output width of the layers after the last activation.
+            shape = spatial
+            for la in after:
+                width, shape = la.feature_width(width, shape), la.out_spatial(shape)
+            return width
+
+        # feature_width is affine in the width: extra columns, stacked pixels.
+        extra = widened(0)
+        factor = widened(1) - extra
+        if spatial is None:
+            budget = max(n_components - extra, 2)
+        else:
+            # Tiny budgets get a few features more; the output SRHT trims them.
+            budget = max(n_components - extra, 8)
+            if factor > 1:
+                budget = max(int(n_channels), -(-budget // factor), 8)
+        if not ntk:
+            return Widths(budget, 0)
+        return Widths(*split_ntk_budget(budget, *self.reference_scales(ntk=True)))
+
+
+def replace_scales(dims: Dims, ref: KernelState, ntk: bool) -> Dims:
+    """``dims`` with the scales of the reference state ``ref``."""
+    s2, s2_ntk = _scales(ref, ntk)
+    return replace(dims, scale2=s2, scale2_ntk=s2_ntk)
+
+
+def _scales(k: KernelState, ntk: bool) -> tuple[float, float]:
+    nngp = float(np.asarray(k.nngp).reshape(-1)[0])
+    if not ntk or k.ntk is None:
+        return nngp, 0.0
+    return nngp, float(np.asarray(k.ntk).reshape(-1)[0])
+
+
+def _summary(k: KernelState) -> KernelState:
+    """A self state reduced to its pixel diagonal (a ``diagonal`` self state)."""
+    layout = k.layout
+    if layout.spatial != "full":
+        return k
+    ntk = k.ntk
+    if _is_array(ntk):
+        ntk = layout.pixel_variances(ntk)
+    return KernelState(
+        nngp=layout.pixel_variances(k.nngp),
+        ntk=ntk,
+        layout=layout.with_spatial("diagonal"),
+    )
+
+
+def _settle(k: KernelState, sx: KernelState, sy: KernelState, pairs: tuple):
+    """Variances from the self states; identical pairs pinned to them."""
+    spatial = k.layout.spatial
+    kxx, kyy = k.layout.outer(sx.nngp, sy.nngp)
+    nngp = _pin_array(k.nngp, sx.nngp, pairs, spatial)
+    ntk = k.ntk
+    if _is_array(ntk) and _is_array(sx.ntk):
+        ntk = _pin_array(ntk, sx.ntk, pairs, spatial)
+    gap = k.gap
+    if gap is not None and len(pairs[0]):
+        gap = _pin_array(gap, sx.nngp * 0.0, pairs, spatial)
+    return k.replace(nngp=nngp, ntk=ntk, gap=gap, kxx=kxx, kyy=kyy)
+
+
+def _flat(X: Any) -> Any:
+    """Rows of ``X`` (images flattened), for :func:`identical_pairs`."""
+    if sp.issparse(X) or len(X.shape) == 2:
+        return X
+    xp, _ = get_namespace(X)
+    return xp.reshape(X, (X.shape[0], -1))
 
 
 def split_ntk_budget(budget: int, k_out: float, theta_out: float) -> tuple[int, int]:
@@ -587,10 +816,15 @@ class NetworkSketch:
 
 
 def fully_connected(
-    act: Activation, depth: int, W_std: float, b_std: float, degree: int = 8
+    act: Activation,
+    depth: int,
+    W_std: float,
+    b_std: float,
+    degree: int = 8,
+    method: str = "auto",
 ) -> Network:
     """``[Dense, act] * depth + [Dense]``, the network of kernels.md."""
     layers: list[Any] = [Dense(W_std, b_std)]
     for _ in range(depth):
-        layers += [Elementwise(act, degree), Dense(W_std, b_std)]
+        layers += [Elementwise(act, degree, method), Dense(W_std, b_std)]
     return Network(DenseInput(), tuple(layers))

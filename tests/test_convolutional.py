@@ -58,10 +58,10 @@ def _naive_conv_sum(K, k):
 def test_conv_sum_against_loops(k):
     rng = np.random.RandomState(k)
     K = rng.randn(3, 4, 3, 4, 2)
-    assert_allclose_reordered(_conv_sum(K, k, False), _naive_conv_sum(K, k))
+    assert_allclose_reordered(_conv_sum(K, k, "full"), _naive_conv_sum(K, k))
     diag = np.einsum("ijij...->ij...", K)
     assert_allclose_reordered(
-        _conv_sum(np.ascontiguousarray(diag), k, True),
+        _conv_sum(np.ascontiguousarray(diag), k, "diagonal"),
         np.einsum("ijij...->ij...", _naive_conv_sum(K, k)),
     )
 
@@ -212,7 +212,9 @@ def test_tiles_threads_cross_and_diag(readout):
     )
     # relu's derivative dual has an infinite slope at rho = 1: rounding of
     # the correlation on the diagonal moves it by ~sqrt(eps).
-    np.testing.assert_allclose(net.kernel_diag(X, ntk=True), np.diag(ref), rtol=1e-8)
+    np.testing.assert_allclose(
+        net.kernel_diag(X, ntk=True).ntk, np.diag(ref), rtol=1e-8
+    )
     np.testing.assert_array_equal(ref, ref.T)  # symmetrized by design
 
 

@@ -210,3 +210,27 @@ def test_finite_width_networks_converge_to_exact(name):
             ntk,
             (err / se).max(),
         )
+
+
+def test_kernel_state_layout_is_explicit():
+    """A self state is read as such from its layout, not from array identity:
+    copying an array (as any helper may) changes nothing."""
+    from sklearn_ntk.layers import Dense, Elementwise, KernelState, Layout
+
+    v = np.array([0.5, 2.0, 7.0])
+    act = activations.get("relu")
+    for layer in (Elementwise(act), Dense(1.3, 0.2)):
+        a = layer.kernel(KernelState(nngp=v, ntk=0.0, layout=Layout(True)))
+        b = layer.kernel(KernelState(nngp=v.copy(), ntk=0.0, layout=Layout(True)))
+        np.testing.assert_array_equal(a.nngp, b.nngp)  # same operations
+        assert a.layout == b.layout == Layout(True)
+    # The dual of a self pair is the dual at rho = 1 (bitwise: same inputs).
+    sig = Elementwise(act).kernel(KernelState(nngp=v.copy(), layout=Layout(True)))
+    np.testing.assert_array_equal(sig.nngp, act.dual(v, v, v, derivative=False)[0])
+    # A cross state reads the variances it carries.
+    K = np.array([[0.1, 0.2]])
+    cross = KernelState(nngp=K, kxx=v[:1, None], kyy=v[None, 1:], layout=Layout())
+    out = Elementwise(act).kernel(cross)
+    np.testing.assert_array_equal(
+        out.nngp, act.dual(v[:1, None], K, v[None, 1:], derivative=False)[0]
+    )

@@ -3,18 +3,22 @@
 Exact states follow the pixel-pair conventions of neural-tangents (see
 ``shared/reference/kernels.md``): a kernel between images is indexed by a pair
 of pixels ``(i, j)``.  Arrays put the spatial axes first and the image pairs
-last, so every spatial operation is a handful of strided adds over long
-contiguous runs of image pairs:
+last (:class:`~sklearn_ntk.layers.base.Layout`), so every spatial operation is
+a handful of shifted adds over long contiguous runs of image pairs:
 
 * ``full`` states (needed by pooling and the global average readout) are
   ``(H, W, H, W, *batch)``: ``K[a, b, c, d, ...] = K(x, y)[(a, b), (c, d)]``;
 * ``diagonal`` states (enough for a ``Flatten`` readout without pooling, like
   neural-tangents' ``diagonal_spatial``) keep the pairs ``i = j`` only:
-  ``(H, W, *batch)``.
+  ``(H, W, *batch)``;
+* a state without spatial axes stands for spatially constant images: there
+  a ``Conv`` is a ``Dense`` and pooling the identity (the reference input of
+  the feature budgets).
 
 ``batch`` is ``(n, m)`` for the pairs between two sets of images and ``(n,)``
-for the pairs ``(x, x)`` (the "self" states whose pixel diagonals feed the
-dual activations).
+for the pairs ``(x, x)``.  Every rule is written once for any Array API
+namespace (slices, ``concat``, ``matmul``, ``sum``); NumPy gets in-place adds
+where they save a pass.
 
 Feature states are per pixel: ``phi`` is ``(n, H, W, D)`` with
 ``<phi(x)[i], phi(y)[j]> ~ K(x, y)[i, j]``.  A ``Conv`` concatenates the
@@ -26,12 +30,24 @@ feature rule pixel by pixel (:class:`PixelwiseSketch`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import numpy as np
 
-from .base import Dims, Features, KernelState, LayerSketch
+from .._backend import asxp, device, get_namespace, is_numpy, to_numpy
+from .base import (
+    Dims,
+    Features,
+    KernelState,
+    Layer,
+    LayerSketch,
+    Layout,
+    Widths,
+    affine,
+    affine_ntk,
+    is_zero,
+)
 
 __all__ = [
     "AvgPool",
@@ -62,92 +78,211 @@ def same_offsets(k: int) -> range:
 # ----------------------------------------------------------------------------
 
 
-def _joint_shift_sum(K: np.ndarray, axes: tuple[int, ...], k: int) -> np.ndarray:
+def _regions(ndim: int, axes: tuple[int, ...], n: int, d: int) -> tuple[tuple, tuple]:
+    """``(dst, src)`` slices with ``out[dst] <- K[src]`` = ``K[i + d]``."""
+    dst = [slice(None)] * ndim
+    src = [slice(None)] * ndim
+    for ax in axes:
+        dst[ax] = slice(0, n - d) if d > 0 else slice(-d, n)
+        src[ax] = slice(d, n) if d > 0 else slice(0, n + d)
+    return tuple(dst), tuple(src)
+
+
+def _joint_shift_sum(K: Any, axes: tuple[int, ...], k: int) -> Any:
     """``out[i] = sum_delta K[i + delta]`` with ``delta`` added to every axis of
     ``axes`` at once (zero outside the image), for the ``k`` offsets of a
     ``SAME`` filter.  Returns a new array."""
+    xp, _ = get_namespace(K)
     n = K.shape[axes[0]]
     offsets = [d for d in same_offsets(k) if d != 0 and abs(d) < n]
+    if not is_numpy(xp):
+        out = xp.asarray(K, copy=True)
+        for d in offsets:
+            dst, src = _regions(K.ndim, axes, n, d)
+            out[dst] = out[dst] + K[src]
+        return out
     if not offsets:
         return K.copy()
-
-    def regions(d: int) -> tuple[tuple, tuple]:
-        dst = [slice(None)] * K.ndim
-        src = [slice(None)] * K.ndim
-        for ax in axes:
-            dst[ax] = slice(0, n - d) if d > 0 else slice(-d, n)
-            src[ax] = slice(d, n) if d > 0 else slice(0, n + d)
-        return tuple(dst), tuple(src)
-
-    # The first offset is added while copying (one pass instead of two); the
-    # pixels without a partner at that offset are copied alone.
+    # NumPy: the first offset is added while copying (one pass instead of
+    # two); the pixels without a partner at that offset are copied alone.
     out = np.empty_like(K)
     d = offsets[0]
-    dst, src = regions(d)
+    dst, src = _regions(K.ndim, axes, n, d)
     np.add(K[dst], K[src], out=out[dst])
     for ax in axes:
         rest = [slice(None)] * K.ndim
         rest[ax] = slice(n - d, n) if d > 0 else slice(0, -d)
         out[tuple(rest)] = K[tuple(rest)]
     for d in offsets[1:]:
-        dst, src = regions(d)
+        dst, src = _regions(K.ndim, axes, n, d)
         out[dst] += K[src]
     return out
 
 
-def _conv_sum(K: np.ndarray, k: int, diagonal: bool) -> np.ndarray:
+def _conv_sum(K: Any, k: int, spatial: str) -> Any:
     """``sum_delta K[i + delta, j + delta]`` over the ``k x k`` offsets.
 
     The 2-D sum factorizes into a row pass and a column pass because the
     offset moves both pixels of a pair together, axis by axis (and the zero
     padding condition is a product over axes).
     """
-    if diagonal:  # (H, W, *batch): a box filter of the diagonal
+    if spatial == "diagonal":  # (H, W, *batch): a box filter of the diagonal
         return _joint_shift_sum(_joint_shift_sum(K, (0,), k), (1,), k)
     return _joint_shift_sum(_joint_shift_sum(K, (0, 2), k), (1, 3), k)
 
 
-def _is_zero(theta: Any) -> bool:
-    return not isinstance(theta, np.ndarray) and theta is not None and theta == 0.0
-
-
 @dataclass(frozen=True)
-class Conv:
+class Conv(Layer):
     """``k x k`` convolution, stride 1, ``SAME`` zero padding, at infinite width.
 
     ``K'[i, j] = W_std^2 / k^2 sum_delta K[i + delta, j + delta] + b_std^2``
     and ``Theta'[i, j] = K'[i, j] + W_std^2 / k^2 sum_delta Theta[i + delta,
-    j + delta]``.
+    j + delta]``: the dense rule (:func:`~sklearn_ntk.layers.base.affine`)
+    on the sum over the filter.  On a state without spatial axes (spatially
+    constant images) the sum is ``k^2`` times the kernel: a ``Dense`` layer.
     """
 
     filter_size: int = 3
     W_std: float = 1.0
     b_std: float = 0.0
 
-    def kernel(self, k: KernelState, diagonal: bool = False) -> KernelState:
-        """Exact rule on a pixel-pair state (``kxx``/``kyy`` are dropped: the
-        network recomputes the pixel variances from the self states)."""
-        scale = self.W_std**2 / self.filter_size**2
-        b2 = self.b_std**2
-        nngp = _conv_sum(k.nngp, self.filter_size, diagonal)
-        ntk = k.ntk
-        if ntk is not None and not _is_zero(ntk):
-            # Theta' = scale * sum(Theta + K) + b^2: one sum instead of two.
-            ntk = _conv_sum(ntk + k.nngp, self.filter_size, diagonal)
-            ntk *= scale
-            ntk += b2
-        nngp *= scale
-        nngp += b2
-        if ntk is not None and _is_zero(ntk):
-            ntk = nngp
-        return KernelState(nngp=nngp, kxx=None, kyy=None, ntk=ntk)
+    carries_gap: ClassVar[bool] = True
 
-    def sketch(self, dims: Dims, widths: Any = None, random_state: Any = None):
-        return ConvSketch(self, dims)
+    def kernel(self, k: KernelState) -> KernelState:
+        """Exact rule (the output's ``kxx``/``kyy`` are left to the network)."""
+        spatial = k.layout.spatial
+        if spatial == "none":
+            w2 = self.W_std**2
+            nngp = affine(k.nngp, w2, self.b_std**2)
+            return KernelState(
+                nngp=nngp, ntk=affine_ntk(nngp, k.ntk, w2), layout=k.layout
+            )
+        w2 = self.W_std**2 / self.filter_size**2
+        b2 = self.b_std**2
+        summed = _conv_sum(k.nngp, self.filter_size, spatial)
+        gap = None
+        if k.gap is not None and not k.layout.self_pairs:
+            gap = _conv_gap(k, summed, self.filter_size, w2, b2)
+        ntk = k.ntk
+        if ntk is not None and not is_zero(ntk):
+            # Theta' = w2 sum(Theta + K) + b2 = w2 sum(Theta) + K': one
+            # filter sum instead of two.
+            ntk = _conv_sum(ntk + k.nngp, self.filter_size, spatial)
+            ntk = affine(ntk, w2, b2, True)
+            nngp = affine(summed, w2, b2, True)
+        else:
+            nngp = affine(summed, w2, b2, True)
+            ntk = affine_ntk(nngp, ntk, w2)
+        return KernelState(nngp=nngp, ntk=ntk, gap=gap, layout=k.layout)
+
+    def feature_width(self, width: int, spatial: tuple[int, int] | None) -> int:
+        return self.filter_size**2 * width + (self.b_std != 0)
+
+    def features(self, dims: Dims, widths: Widths, rng: Any) -> LayerSketch:
+        return ConvSketch(self, dims, (widths.reduce, widths.reduce), rng)
+
+
+def _pixel_roots(k: KernelState) -> tuple[Any, Any]:
+    """``sqrt`` of the per-pixel variances of a cross state, ``(n, H, W)``
+    and ``(m, H, W)`` (the vectors whose gap enters a sum's gap)."""
+    xp, _ = get_namespace(k.nngp)
+    H, W = k.nngp.shape[:2]
+    n, m = k.nngp.shape[-2:]
+    vx = xp.reshape(k.kxx, (H, W, n))
+    vy = xp.reshape(k.kyy, (H, W, m))
+    rx = xp.permute_dims(xp.sqrt(xp.clip(vx, 0.0, None)), (2, 0, 1))
+    ry = xp.permute_dims(xp.sqrt(xp.clip(vy, 0.0, None)), (2, 0, 1))
+    return rx, ry
+
+
+def _inverse(xp: Any, r: Any) -> Any:
+    return xp.where(r > 0, 1.0 / xp.where(r > 0, r, xp.ones_like(r)), 0.0 * r)
+
+
+def _weighted(xp: Any, t: Any, sx: Any, sy: Any) -> Any:
+    """``t * sx * sy`` as a new array (in place after the first product)."""
+    out = t * sx
+    if isinstance(out, np.ndarray):
+        out *= sy
+        return out
+    return out * sy
+
+
+def _one_minus_plus(xp: Any, kxy: Any, gap: Any) -> tuple[Any, Any]:
+    """``(1 - rho, 1 + rho)`` from the gap; ``1 + rho`` is ``None`` when no
+    ``rho`` is negative (it is then never the smaller one)."""
+    from ..activations import _negative, _plus_minus
+
+    if not _negative(xp, kxy):
+        return gap, None
+    return _plus_minus(xp, kxy, gap)
+
+
+def _conv_gap(k: KernelState, summed: Any, f: int, w2: float, b2: float) -> Any:
+    """Gap after a ``Conv`` (see :mod:`sklearn_ntk.layers._conv_gap`)."""
+    from ._conv_gap import sum_gap, vector_gaps
+    from .dense import _dense_gap
+
+    xp, _ = get_namespace(k.nngp)
+    spatial = k.layout.spatial
+    rx, ry = _pixel_roots(k)
+    U, V = patches(rx[..., None], f), patches(ry[..., None], f)  # (n, H, W, f*f)
+    g_uw = vector_gaps(U, V, spatial)
+    # |u|^2 = sum_d a_d: the variances of the summed kernel.
+    nu = xp.permute_dims(xp.sqrt(xp.sum(U * U, axis=-1)), (1, 2, 0))
+    nv = xp.permute_dims(xp.sqrt(xp.sum(V * V, axis=-1)), (1, 2, 0))
+    inv_u, inv_v = k.layout.outer(_inverse(xp, nu), _inverse(xp, nv))
+    sx, sy = k.layout.outer(
+        xp.permute_dims(rx, (1, 2, 0)), xp.permute_dims(ry, (1, 2, 0))
+    )
+    t_minus, t_plus = _one_minus_plus(xp, k.nngp, k.gap)
+    s_minus = _conv_sum(_weighted(xp, t_minus, sx, sy), f, spatial)
+    s_plus = None
+    if t_plus is not None:
+        s_plus = _conv_sum(_weighted(xp, t_plus, sx, sy), f, spatial)
+    gap = sum_gap(xp, summed, g_uw, s_minus, s_plus, inv_u, inv_v)
+    if b2 == 0.0:
+        return gap
+    A, B = k.layout.outer(nu * nu, nv * nv)
+    return _dense_gap(summed, A, B, affine(A, w2, b2), affine(B, w2, b2), gap, w2, b2)
+
+
+def _flatten_gap(k: KernelState) -> Any:
+    """Gap after the ``Flatten`` readout: of the sum of the pixel-diagonal
+    kernels (the mean has the same correlation)."""
+    from ._conv_gap import sum_gap, vector_gaps
+
+    xp, _ = get_namespace(k.nngp)
+    rx, ry = _pixel_roots(k)
+    n, m = rx.shape[0], ry.shape[0]
+    U, V = xp.reshape(rx, (n, -1)), xp.reshape(ry, (m, -1))
+    g_uw = vector_gaps(U, V, "none")
+    diag = Layout(True, k.layout.spatial)
+    K = diag.pixel_variances(k.nngp)  # (H, W, n, m): the pairs (i, i)
+    g = diag.pixel_variances(k.gap)
+    s = (
+        xp.permute_dims(rx, (1, 2, 0))[..., None]
+        * xp.permute_dims(ry, (1, 2, 0))[..., None, :]
+    )
+    t_minus, t_plus = _one_minus_plus(xp, K, g)
+    s_minus = xp.sum(s * t_minus, axis=(0, 1))
+    s_plus = None if t_plus is None else xp.sum(s * t_plus, axis=(0, 1))
+    nu = xp.sqrt(xp.sum(U * U, axis=1))[:, None]
+    nv = xp.sqrt(xp.sum(V * V, axis=1))[None, :]
+    summed = xp.sum(K, axis=(0, 1))
+    return sum_gap(
+        xp, summed, g_uw, s_minus, s_plus, _inverse(xp, nu), _inverse(xp, nv)
+    )
+
+
+def pool_windows(h: int, w: int, window: int) -> tuple[int, int]:
+    """Window per axis: ``window``, or the whole axis when it is shorter (an
+    axis of one pixel is left alone instead of vanishing)."""
+    return min(window, h), min(window, w)
 
 
 @dataclass(frozen=True)
-class AvgPool:
+class AvgPool(Layer):
     """``AvgPool(window x window, stride = window, VALID)``: the kernel of the
     pooled images averages over the ``window^2 x window^2`` pixel pairs.
 
@@ -157,38 +292,40 @@ class AvgPool:
 
     window: int = 2
 
-    def kernel(self, k: KernelState, diagonal: bool = False) -> KernelState:
-        if diagonal:
-            raise ValueError("AvgPool needs the full pixel-pair kernel.")
-        return KernelState(
-            nngp=_pool(k.nngp, self.window),
-            kxx=None,
-            kyy=None,
-            ntk=k.ntk
-            if k.ntk is None or _is_zero(k.ntk)
-            else _pool(k.ntk, self.window),
-        )
+    needs_full_pixel_pairs: ClassVar[bool] = True
 
-    def output_shape(self, h: int, w: int) -> tuple[int, int]:
+    def kernel(self, k: KernelState) -> KernelState:
+        if k.layout.spatial == "none":
+            return KernelState(nngp=k.nngp, ntk=k.ntk, layout=k.layout)
+        if k.layout.spatial != "full":
+            raise ValueError("AvgPool needs the full pixel-pair kernel.")
+        ntk = k.ntk
+        if ntk is not None and not is_zero(ntk):
+            ntk = _pool(ntk, self.window)
+        return KernelState(nngp=_pool(k.nngp, self.window), ntk=ntk, layout=k.layout)
+
+    def out_spatial(self, spatial: tuple[int, int] | None) -> tuple[int, int] | None:
+        if spatial is None:
+            return None
+        h, w = spatial
         ph, pw = pool_windows(h, w, self.window)
         return h // ph, w // pw
 
-    def sketch(self, dims: Dims, widths: Any = None, random_state: Any = None):
-        return AvgPoolSketch(self.window, dims)
+    def output_shape(self, h: int, w: int) -> tuple[int, int]:
+        return self.out_spatial((h, w))  # type: ignore[return-value]
+
+    def features(self, dims: Dims, widths: Widths, rng: Any) -> LayerSketch:
+        return AvgPoolSketch(self.window, dims, self.out_spatial(dims.spatial))
 
 
-def pool_windows(h: int, w: int, window: int) -> tuple[int, int]:
-    """Window per axis: ``window``, or the whole axis when it is shorter (an
-    axis of one pixel is left alone instead of vanishing)."""
-    return min(window, h), min(window, w)
-
-
-def _pool(K: np.ndarray, p: int) -> np.ndarray:
+def _pool(K: Any, p: int) -> Any:
+    xp, _ = get_namespace(K)
     ph, pw = pool_windows(K.shape[0], K.shape[1], p)
     H, W = K.shape[0] // ph, K.shape[1] // pw
     # Sum the strided views of the window offsets: every add runs over
     # contiguous image pairs.
     out = None
+    numpy = is_numpy(xp)
     for a in range(ph):
         for b in range(pw):
             for c in range(ph):
@@ -198,63 +335,81 @@ def _pool(K: np.ndarray, p: int) -> np.ndarray:
                         b : W * pw : pw,
                         c : H * ph : ph,
                         d : W * pw : pw,
+                        ...,
                     ]
                     if out is None:
-                        out = v.copy()
-                    else:
+                        out = xp.asarray(v, copy=True)
+                    elif numpy:
                         out += v
-    out *= 1.0 / (ph * pw) ** 2
-    return out
+                    else:
+                        out = out + v
+    return out * (1.0 / (ph * pw) ** 2)
 
 
 @dataclass(frozen=True)
-class GlobalAvgPool:
+class GlobalAvgPool(Layer):
     """Global average pooling readout: ``K(x, y) = mean_{i, j} K[i, j]``
     (then a :class:`~sklearn_ntk.layers.Dense` layer)."""
 
-    def kernel(self, k: KernelState, diagonal: bool = False) -> KernelState:
-        if diagonal:
+    needs_full_pixel_pairs: ClassVar[bool] = True
+
+    def kernel(self, k: KernelState) -> KernelState:
+        layout = k.layout.with_spatial("none")
+        if k.layout.spatial == "none":
+            return KernelState(nngp=k.nngp, ntk=k.ntk, layout=layout)
+        if k.layout.spatial != "full":
             raise ValueError("GlobalAvgPool needs the full pixel-pair kernel.")
+        xp, _ = get_namespace(k.nngp)
         axes = (0, 1, 2, 3)
         ntk = k.ntk
-        if ntk is not None and not _is_zero(ntk):
-            ntk = ntk.mean(axis=axes)
-        return KernelState(nngp=k.nngp.mean(axis=axes), kxx=0.0, kyy=0.0, ntk=ntk)
+        if ntk is not None and not is_zero(ntk):
+            ntk = xp.mean(ntk, axis=axes)
+        return KernelState(nngp=xp.mean(k.nngp, axis=axes), ntk=ntk, layout=layout)
 
-    def sketch(self, dims: Dims, widths: Any = None, random_state: Any = None):
+    def out_spatial(self, spatial: tuple[int, int] | None) -> None:
+        return None
+
+    def features(self, dims: Dims, widths: Widths, rng: Any) -> LayerSketch:
         return ReadoutSketch("global_avg", dims)
 
 
 @dataclass(frozen=True)
-class Flatten:
+class Flatten(Layer):
     """Flatten readout: ``K(x, y) = mean_i K[i, i]`` (then ``Dense``)."""
 
-    def kernel(self, k: KernelState, diagonal: bool = False) -> KernelState:
+    carries_gap: ClassVar[bool] = True
+
+    def kernel(self, k: KernelState) -> KernelState:
+        layout = k.layout.with_spatial("none")
+        if k.layout.spatial == "none":
+            return KernelState(nngp=k.nngp, ntk=k.ntk, layout=layout)
+
         def mean_diag(a: Any) -> Any:
-            if diagonal:
-                return a.mean(axis=(0, 1))
-            return np.einsum("ijij...->ij...", a).mean(axis=(0, 1))
+            xp, _ = get_namespace(a)
+            return xp.mean(k.layout.pixel_variances(a), axis=(0, 1))
 
         ntk = k.ntk
-        if ntk is not None and not _is_zero(ntk):
+        if ntk is not None and not is_zero(ntk):
             ntk = mean_diag(ntk)
-        return KernelState(nngp=mean_diag(k.nngp), kxx=0.0, kyy=0.0, ntk=ntk)
+        gap = None
+        if k.gap is not None and not k.layout.self_pairs:
+            gap = _flatten_gap(k)
+        return KernelState(nngp=mean_diag(k.nngp), ntk=ntk, gap=gap, layout=layout)
 
-    def sketch(
-        self,
-        dims: Dims,
-        widths: Any = None,
-        random_state: Any = None,
-        n_pixels: int = 1,
-    ):
+    def out_spatial(self, spatial: tuple[int, int] | None) -> None:
+        return None
+
+    def feature_width(self, width: int, spatial: tuple[int, int] | None) -> int:
+        return width * (1 if spatial is None else spatial[0] * spatial[1])
+
+    def features(self, dims: Dims, widths: Widths, rng: Any) -> LayerSketch:
+        n_pixels = 1 if dims.spatial is None else dims.spatial[0] * dims.spatial[1]
         return ReadoutSketch("flatten", dims, n_pixels)
 
 
-def pixel_diagonal(K: np.ndarray, diagonal: bool) -> np.ndarray:
+def pixel_diagonal(K: Any, spatial: str = "full") -> Any:
     """Per-pixel variances ``K(x, x)[i, i]`` of a self state, ``(H, W, n)``."""
-    if diagonal:
-        return K
-    return np.einsum("ijij...->ij...", K)
+    return Layout(True, spatial).pixel_variances(K)
 
 
 # ----------------------------------------------------------------------------
@@ -262,37 +417,68 @@ def pixel_diagonal(K: np.ndarray, diagonal: bool) -> np.ndarray:
 # ----------------------------------------------------------------------------
 
 
-def _rescale(K: np.ndarray, ex: Any, ey: Any, same: bool = False) -> None:
-    """Put the images' binary scales back on a Gram: ``K *= 2**(e_a + e_b)``.
+def _pow2(xp: Any, e: np.ndarray | None, n: int, like: Any) -> Any:
+    """``2**e`` (ones where ``e`` is None) as an array of ``xp``, exact."""
+    v = np.ones(n) if e is None else np.ldexp(1.0, e)
+    return asxp(v, xp, device=device(like), dtype=like.dtype)
+
+
+def _rescale(K: Any, ex: Any, ey: Any, same: bool = False) -> Any:
+    """Put the images' binary scales back on a Gram: ``K * 2**(e_a + e_b)``.
 
     Image axes last: ``(..., n, m)``, or ``(..., n)`` for the self pairs
     (``same``).  Two multiplications by exact powers of two: nothing rounds
     unless the true value is outside the float range.
     """
     if ex is None and ey is None:
-        return
+        return K
+    xp, _ = get_namespace(K)
     n = K.shape[-1] if same else K.shape[-2]
-    fx = np.ldexp(1.0, ex) if ex is not None else np.ones(n)
+    fx = _pow2(xp, ex, n, K)
     with np.errstate(over="ignore", under="ignore"):
         if same:
-            K *= fx
-            K *= fx
-        else:
-            fy = np.ldexp(1.0, ey) if ey is not None else np.ones(K.shape[-1])
-            K *= fx[:, None]
-            K *= fy
+            return K * fx * fx
+        fy = _pow2(xp, ey, K.shape[-1], K)
+        return K * fx[:, None] * fy
 
 
-def patches(X: np.ndarray, k: int) -> np.ndarray:
+def _pad_spatial(xp: Any, X: Any, lo: int, hi: int) -> Any:
+    """Zero-pad axes 1 and 2 of ``(n, H, W, C)`` by ``lo`` before, ``hi`` after."""
+    n, _, W, C = X.shape
+    dev = device(X)
+    if lo or hi:
+        parts = [xp.zeros((n, lo, W, C), dtype=X.dtype, device=dev)] if lo else []
+        parts += [X]
+        parts += [xp.zeros((n, hi, W, C), dtype=X.dtype, device=dev)] if hi else []
+        X = xp.concat(parts, axis=1)
+        H2 = X.shape[1]
+        parts = [xp.zeros((n, H2, lo, C), dtype=X.dtype, device=dev)] if lo else []
+        parts += [X]
+        parts += [xp.zeros((n, H2, hi, C), dtype=X.dtype, device=dev)] if hi else []
+        X = xp.concat(parts, axis=2)
+    return X
+
+
+def patches(X: Any, k: int) -> Any:
     """``(n, H, W, k * k * C)``: each pixel's ``SAME`` zero-padded neighbourhood."""
-    n, H, W, C = X.shape
+    xp, _ = get_namespace(X)
+    H, W = X.shape[1:3]
     lo = (k - 1) // 2
-    hi = k - 1 - lo
-    P = np.pad(X, ((0, 0), (lo, hi), (lo, hi), (0, 0)))
-    out = np.empty((n, H, W, k * k * C), dtype=X.dtype)
-    for t, (dy, dx) in enumerate((a, b) for a in range(k) for b in range(k)):
-        out[..., t * C : (t + 1) * C] = P[:, dy : dy + H, dx : dx + W, :]
-    return out
+    P = _pad_spatial(xp, X, lo, k - 1 - lo)
+    return xp.concat(
+        [P[:, dy : dy + H, dx : dx + W, :] for dy in range(k) for dx in range(k)],
+        axis=3,
+    )
+
+
+def _pixel_variances(xp: Any, p: Any, scale: float, e: Any) -> Any:
+    """``scale * |p_i|^2`` per pixel, scales put back: ``(H, W, n)``."""
+    v = xp.permute_dims(xp.sum(p * p, axis=-1), (1, 2, 0)) * scale
+    return _rescale(v, e, e, same=True)
+
+
+def _contiguous(xp: Any, a: Any) -> Any:
+    return np.ascontiguousarray(a) if is_numpy(xp) else a
 
 
 @dataclass(frozen=True)
@@ -300,22 +486,38 @@ class ImageInput:
     """Input rule of a convolutional network on ``(H, W, C)`` images.
 
     ``K(x, y)[i, j] = <x_i, y_j> / C`` and ``Theta = 0``.  When the first
-    layer is a :class:`Conv`, :meth:`kernel` applies it too, as one matrix
-    product of pixel neighbourhoods (much cheaper than shifting the input
-    kernel ``k^2`` times).
+    layer is a ``Conv``, the input rule applies it too (:meth:`fuses`), as
+    one matrix product of pixel neighbourhoods (much cheaper than shifting
+    the input kernel ``k^2`` times).  Arrays of any Array API namespace.
     """
 
     image_shape: tuple[int, int, int]
 
-    def as_images(self, X: Any) -> np.ndarray:
-        H, W, C = self.image_shape
-        return np.asarray(X).reshape(X.shape[0], H, W, C)
+    carries_gap: ClassVar[bool] = True
 
-    def _pixels(
-        self, X: np.ndarray, conv: Conv | None
-    ) -> tuple[np.ndarray, float, float, np.ndarray | None]:
+    def as_images(self, X: Any) -> Any:
+        xp, _ = get_namespace(X)
+        H, W, C = self.image_shape
+        return xp.reshape(X, (X.shape[0], H, W, C))
+
+    def spatial_layout(self, needs_full: bool) -> str:
+        return "full" if needs_full else "diagonal"
+
+    def fuses(self, layers: tuple) -> int:
+        """How many leading layers the input rule applies itself: a first
+        ``Conv`` (the Gram of patches is the convolved input kernel)."""
+        return int(bool(layers) and isinstance(layers[0], Conv))
+
+    def describe(self, X: Any, i: int) -> str:
+        """Names input ``i`` and its scale, for error messages."""
+        x = np.asarray(to_numpy(X[i, ...]), dtype=np.float64)
+        with np.errstate(over="ignore"):
+            scale = float(np.mean(np.square(x)))
+        return f"image {i} of the input, whose mean squared pixel is {scale:.3g}"
+
+    def _pixels(self, X: Any, fused: tuple) -> tuple[Any, float, float, Any]:
         """Per-pixel vectors, the (scale, bias) of the Gram of the input rule
-        (followed by ``conv`` if given), and the images' binary scales.
+        (followed by the fused ``Conv`` if any), and the images' binary scales.
 
         Scale-safe like :class:`~sklearn_ntk.networks.DenseInput`: images
         whose largest ``|x|`` lies outside ``2**+-400`` are divided by the
@@ -323,75 +525,109 @@ class ImageInput:
         overflows; ``e`` (``None`` when no image needed it) is put back on
         the kernel by :func:`_rescale`.
         """
+        xp, _ = get_namespace(X)
         C = X.shape[3]
-        big = np.abs(X).reshape(X.shape[0], -1).max(axis=1, initial=0.0)
+        host = np.abs(np.asarray(to_numpy(X), dtype=np.float64))
+        big = host.reshape(X.shape[0], -1).max(axis=1, initial=0.0)
         _, e = np.frexp(big)
         out = (big > 0) & (np.abs(e) > 400)
         ex = None
         if out.any():
             ex = np.where(out, e, 0)
-            X = X * np.ldexp(1.0, -ex)[:, None, None, None]
-        if conv is None:
+            X = X * _pow2(xp, -ex, X.shape[0], X)[:, None, None, None]
+        if not fused:
             return X, 1.0 / C, 0.0, ex
+        conv = fused[0]
         k = conv.filter_size
         return patches(X, k), conv.W_std**2 / (k * k * C), conv.b_std**2, ex
 
-    def kernel(
-        self, X: np.ndarray, Y: np.ndarray, ntk: bool, diagonal: bool, conv: Conv | None
-    ) -> KernelState:
-        """Cross state between image batches ``X`` (n) and ``Y`` (m)."""
-        px, scale, b2, ex = self._pixels(X, conv)
-        py, _, _, ey = (px, 0, 0, ex) if Y is X else self._pixels(Y, conv)
-        n, H, W, F = px.shape
-        m = py.shape[0]
-        P = H * W
-        A = np.ascontiguousarray(px.reshape(n, P, F).transpose(1, 0, 2))  # (P, n, F)
-        B = np.ascontiguousarray(py.reshape(m, P, F).transpose(1, 2, 0))  # (P, F, m)
-        if diagonal:
-            K = np.matmul(A, B).reshape(H, W, n, m)
-        else:
-            K = np.matmul(A[:, None], B[None, :]).reshape(H, W, H, W, n, m)
-        K *= scale
-        _rescale(K, ex, ey)
-        if b2:
-            K += b2
-        return KernelState(nngp=K, kxx=None, kyy=None, ntk=self._theta(K, ntk, conv))
-
-    def kernel_self(
-        self, X: np.ndarray, ntk: bool, diagonal: bool, conv: Conv | None
-    ) -> KernelState:
-        """Self state, the pairs ``(x, x)``: ``(H, W, H, W, n)`` or ``(H, W, n)``."""
-        px, scale, b2, ex = self._pixels(X, conv)
-        n, H, W, F = px.shape
-        P = H * W
-        flat = px.reshape(n, P, F)
-        if diagonal:
-            K = np.einsum("npf,npf->pn", flat, flat).reshape(H, W, n)
-        else:
-            K = np.matmul(flat, flat.transpose(0, 2, 1))  # (n, P, P)
-            K = np.ascontiguousarray(K.transpose(1, 2, 0)).reshape(H, W, H, W, n)
-        K *= scale
-        _rescale(K, ex, ex, same=True)
-        if b2:
-            K += b2
-        return KernelState(nngp=K, kxx=None, kyy=None, ntk=self._theta(K, ntk, conv))
-
     @staticmethod
-    def _theta(K: np.ndarray, ntk: bool, conv: Conv | None) -> Any:
+    def _theta(K: Any, ntk: bool, fused: tuple) -> Any:
         if not ntk:
             return None
         # Theta = 0 at the input; after a first Conv, Theta' = K'.
-        return 0.0 if conv is None else K
+        return 0.0 if not fused else K
+
+    def cross_state(
+        self,
+        X: Any,
+        Y: Any,
+        ntk: bool,
+        spatial: str,
+        fused: tuple,
+        pairs: Any = None,
+        gap: bool = False,
+    ) -> KernelState:
+        """Cross state between image batches ``X`` (n) and ``Y`` (m); with
+        ``gap``, also the gap ``1 - |rho|`` of every pixel pair, accurate for
+        nearly parallel neighbourhoods (:func:`._conv_gap.vector_gaps`)."""
+        xp, _ = get_namespace(X, Y)
+        px, scale, b2, ex = self._pixels(X, fused)
+        py, _, _, ey = (px, 0, 0, ex) if Y is X else self._pixels(Y, fused)
+        n, H, W, F = px.shape
+        m = py.shape[0]
+        P = H * W
+        A = _contiguous(xp, xp.permute_dims(xp.reshape(px, (n, P, F)), (1, 0, 2)))
+        B = _contiguous(xp, xp.permute_dims(xp.reshape(py, (m, P, F)), (1, 2, 0)))
+        if spatial == "diagonal":
+            K = xp.reshape(xp.matmul(A, B), (H, W, n, m))
+        else:
+            K = xp.matmul(A[:, None, ...], B[None, ...])
+            K = xp.reshape(K, (H, W, H, W, n, m))
+        K = _rescale(affine(K, scale, 0.0, True), ex, ey)
+        g = None
+        if gap:
+            from ._conv_gap import vector_gaps
+
+            g = vector_gaps(px, py, spatial)
+            if b2 != 0.0:
+                from .dense import _dense_gap
+
+                layout = Layout(False, spatial)
+                vx = _pixel_variances(xp, px, scale, ex)
+                vy = vx if Y is X else _pixel_variances(xp, py, scale, ey)
+                kxx, kyy = layout.outer(vx, vy)
+                g = _dense_gap(
+                    K, kxx, kyy, affine(kxx, 1.0, b2), affine(kyy, 1.0, b2), g, 1.0, b2
+                )
+        K = affine(K, 1.0, b2, not gap)
+        return KernelState(
+            nngp=K, ntk=self._theta(K, ntk, fused), gap=g, layout=Layout(False, spatial)
+        )
+
+    def self_state(self, X: Any, ntk: bool, spatial: str, fused: tuple) -> KernelState:
+        """Self state, the pairs ``(x, x)``: ``(H, W, H, W, n)`` or ``(H, W, n)``."""
+        xp, _ = get_namespace(X)
+        px, scale, b2, ex = self._pixels(X, fused)
+        n, H, W, F = px.shape
+        P = H * W
+        flat = xp.reshape(px, (n, P, F))
+        if spatial == "diagonal":
+            K = xp.reshape(
+                xp.permute_dims(xp.sum(flat * flat, axis=2), (1, 0)), (H, W, n)
+            )
+        else:
+            K = xp.matmul(flat, xp.permute_dims(flat, (0, 2, 1)))  # (n, P, P)
+            K = _contiguous(xp, xp.permute_dims(K, (1, 2, 0)))
+            K = xp.reshape(K, (H, W, H, W, n))
+        K = affine(_rescale(affine(K, scale, 0.0, True), ex, ex, True), 1.0, b2, True)
+        return KernelState(
+            nngp=K, ntk=self._theta(K, ntk, fused), layout=Layout(True, spatial)
+        )
+
+    def reference_state(self, ntk: bool) -> KernelState:
+        """Standardized pixels, ``<x_i, x_i> / C = 1``, spatially constant."""
+        one = np.ones(1)
+        return KernelState(nngp=one, ntk=0.0 if ntk else None, layout=Layout(True))
 
     # -- feature rule --------------------------------------------------------
 
-    def dims(self, n_features: int, ntk: bool) -> Dims:
-        # Reference input: standardized pixels, <x_i, x_i> / C = 1.
-        return Dims(phi=self.image_shape[2], psi=0 if ntk else None, scale2=1.0)
+    def dims(self, n_features: int | None, ntk: bool, sparse: bool = False) -> Dims:
+        H, W, C = self.image_shape
+        return Dims(phi=C, psi=0 if ntk else None, scale2=1.0, spatial=(H, W))
 
     def features(self, X: Any) -> Features:
-        H, W, C = self.image_shape
-        return Features(X.reshape(X.shape[0], H, W, C) * (1.0 / math.sqrt(C)))
+        return Features(self.as_images(X) * (1.0 / math.sqrt(self.image_shape[2])))
 
 
 # ----------------------------------------------------------------------------
@@ -402,18 +638,16 @@ class ImageInput:
 def _neighbourhoods(phi: Any, k: int, scale: float, bias: float) -> Any:
     """``(n, H, W, k*k*D [+1])``: concatenated zero-padded neighbourhoods times
     ``scale``, plus a constant ``bias`` column when ``bias != 0``."""
-    n, H, W, D = phi.shape
-    lo = (k - 1) // 2
-    width = k * k * D + (bias != 0)
-    out = np.zeros((n, H, W, width), dtype=phi.dtype)
-    for t, (dy, dx) in enumerate((a, b) for a in range(k) for b in range(k)):
-        oy, ox = dy - lo, dx - lo  # output pixel i reads input pixel i + (oy, ox)
-        ys, xs = slice(max(0, -oy), min(H, H - oy)), slice(max(0, -ox), min(W, W - ox))
-        yi, xi = slice(max(0, oy), min(H, H + oy)), slice(max(0, ox), min(W, W + ox))
-        np.multiply(phi[:, yi, xi, :], scale, out=out[:, ys, xs, t * D : (t + 1) * D])
+    xp, _ = get_namespace(phi)
+    n, H, W = phi.shape[:3]
+    parts = [patches(phi * scale, k)]
     if bias != 0:
-        out[..., -1] = bias
-    return out
+        parts.append(xp.full((n, H, W, 1), bias, dtype=phi.dtype, device=device(phi)))
+    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=3)
+
+
+def _row_norms(xp: Any, a: Any) -> Any:
+    return xp.sqrt(xp.sum(a * a, axis=1))
 
 
 class ConvSketch(LayerSketch):
@@ -460,23 +694,20 @@ class ConvSketch(LayerSketch):
             psi += phi
         elif dims.psi is not None:
             psi = phi
-        s2 = self.W_std**2 * dims.scale2 + self.b_std**2
-        self.dims_out = Dims(
-            phi=phi, psi=psi, scale2=s2, scale2_ntk=self.W_std**2 * dims.scale2_ntk + s2
-        )
+        self.dims_out = replace(dims, phi=phi, psi=psi)
 
     @staticmethod
     def _reduce(a: Any, srht: Any, keep_norm: bool) -> Any:
         if srht is None:
             return a
-        shape = a.shape[:-1]
-        flat = a.reshape(-1, a.shape[-1])
+        xp, _ = get_namespace(a)
+        shape = tuple(a.shape[:-1])
+        flat = xp.reshape(a, (-1, a.shape[-1]))
         out = srht(flat)
         if keep_norm:
-            r = np.sqrt(np.einsum("ij,ij->i", flat, flat))
-            r_out = np.sqrt(np.einsum("ij,ij->i", out, out))
-            out *= (r / np.where(r_out > 0, r_out, 1.0)).astype(out.dtype)[:, None]
-        return out.reshape(*shape, -1)
+            r, r_out = _row_norms(xp, flat), _row_norms(xp, out)
+            out = out * (r / xp.where(r_out > 0, r_out, xp.ones_like(r_out)))[:, None]
+        return xp.reshape(out, (*shape, out.shape[-1]))
 
     def __call__(self, f: Features) -> Features:
         scale = self.W_std / self.k
@@ -486,9 +717,10 @@ class ConvSketch(LayerSketch):
             return Features(phi)
         if f.psi is None:  # Theta = 0 before the first Conv
             return Features(phi, phi)
+        xp, _ = get_namespace(phi)
         psi = _neighbourhoods(f.psi, self.k, scale, 0.0)
         psi = self._reduce(psi, self.srht_psi, keep_norm=False)
-        return Features(phi, np.concatenate([psi, phi], axis=-1))
+        return Features(phi, xp.concat([psi, phi], axis=-1))
 
 
 class PixelwiseSketch(LayerSketch):
@@ -503,11 +735,16 @@ class PixelwiseSketch(LayerSketch):
     removes the heavy tail of the error that compounds over layers.
     """
 
-    def __init__(self, inner: LayerSketch, normalize: bool = True):
+    def __init__(
+        self,
+        inner: LayerSketch,
+        normalize: bool = True,
+        spatial: tuple[int, int] | None = None,
+    ):
         self.inner = inner
         self.act = getattr(inner, "act", None)
         self.normalize = bool(normalize) and self.act is not None
-        self.dims_out = inner.dims_out
+        self.dims_out = replace(inner.dims_out, spatial=spatial)
 
     def _rescale(self, f: Features, out: Features) -> Features:
         phi = np.asarray(f.phi)
@@ -530,33 +767,52 @@ class PixelwiseSketch(LayerSketch):
         )
 
     def __call__(self, f: Features) -> Features:
+        xp, _ = get_namespace(f.phi)
         n, H, W = f.phi.shape[:3]
         flat = Features(
-            f.phi.reshape(n * H * W, -1),
-            None if f.psi is None else f.psi.reshape(n * H * W, -1),
+            xp.reshape(f.phi, (n * H * W, -1)),
+            None if f.psi is None else xp.reshape(f.psi, (n * H * W, -1)),
         )
         out = self.inner(flat)
         if self.normalize:
-            out = self._rescale(flat, out)
-        return Features(
-            out.phi.reshape(n, H, W, -1),
-            None if out.psi is None else out.psi.reshape(n, H, W, -1),
-        )
+            if is_numpy(xp):
+                out = self._rescale(flat, out)
+            else:  # the rescaling is written for NumPy: through the host
+                host = self._rescale(_host(flat), _host(out))
+                out = Features(
+                    asxp(host.phi, xp, device=device(f.phi)),
+                    None
+                    if host.psi is None
+                    else asxp(host.psi, xp, device=device(f.phi)),
+                )
+
+        def back(a: Any) -> Any:
+            return None if a is None else xp.reshape(a, (n, H, W, a.shape[-1]))
+
+        return Features(back(out.phi), back(out.psi))
+
+
+def _host(f: Features) -> Features:
+    return Features(
+        to_numpy(f.phi), None if f.psi is None else np.asarray(to_numpy(f.psi))
+    )
 
 
 def _avg_pool_features(a: Any, p: int) -> Any:
+    xp, _ = get_namespace(a)
     n, H, W, D = a.shape
     ph, pw = pool_windows(H, W, p)
     h, w = H // ph, W // pw
-    return a[:, : h * ph, : w * pw].reshape(n, h, ph, w, pw, D).mean(axis=(2, 4))
+    a = xp.reshape(a[:, : h * ph, : w * pw, :], (n, h, ph, w, pw, D))
+    return xp.mean(a, axis=(2, 4))
 
 
 class AvgPoolSketch(LayerSketch):
     """Feature rule of :class:`AvgPool`: average the features of each window."""
 
-    def __init__(self, window: int, dims: Dims):
+    def __init__(self, window: int, dims: Dims, spatial: tuple[int, int] | None = None):
         self.window = int(window)
-        self.dims_out = dims
+        self.dims_out = replace(dims, spatial=spatial)
 
     def __call__(self, f: Features) -> Features:
         p = self.window
@@ -574,20 +830,21 @@ class ReadoutSketch(LayerSketch):
         self.kind = kind
         self.n_pixels = int(n_pixels)
         m = 1 if kind == "global_avg" else self.n_pixels
-        self.dims_out = Dims(
+        self.dims_out = replace(
+            dims,
             phi=m * dims.phi,
             psi=None if dims.psi is None else m * dims.psi,
-            scale2=dims.scale2,
-            scale2_ntk=dims.scale2_ntk,
+            spatial=None,
         )
 
     def _apply(self, a: Any) -> Any:
         if a is None:
             return None
+        xp, _ = get_namespace(a)
         if self.kind == "global_avg":
-            return a.mean(axis=(1, 2))
-        n, H, W, _ = a.shape
-        return a.reshape(n, -1) * (1.0 / math.sqrt(H * W))
+            return xp.mean(a, axis=(1, 2))
+        n = a.shape[0]
+        return xp.reshape(a, (n, -1)) * (1.0 / math.sqrt(self.n_pixels))
 
     def __call__(self, f: Features) -> Features:
         return Features(self._apply(f.phi), self._apply(f.psi))

@@ -15,8 +15,8 @@ Conventions (neural-tangents, ``parameterization="ntk"``), for one layer:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,7 +25,16 @@ from sklearn.utils import check_random_state
 from .._backend import asxp, get_namespace, is_numpy, to_numpy
 from ..activations import Activation, _correlation, _gap_of, _prepare
 from ..sketches import SRHT, CountSketch, PolySketch, TensorSketch, TensorSRHT
-from .base import Dims, Features, KernelState, LayerSketch
+from .base import (
+    Dims,
+    Features,
+    KernelState,
+    Layer,
+    LayerSketch,
+    Widths,
+    affine,
+    affine_ntk,
+)
 
 __all__ = ["Dense", "Elementwise", "folded_hermite", "split_degrees"]
 
@@ -36,41 +45,40 @@ __all__ = ["Dense", "Elementwise", "folded_hermite", "split_degrees"]
 
 
 @dataclass(frozen=True)
-class Dense:
+class Dense(Layer):
     """Affine layer ``W_std / sqrt(fan_in) * W x + b_std * b`` at infinite width.
 
     The ``1 / sqrt(fan_in)`` of the NTK parameterization is applied once, to
-    the input, by :class:`sklearn_ntk.networks.Network`; here a layer scales
-    by ``W_std`` and appends the bias.
+    the input, by the input rule; here a layer scales by ``W_std`` and
+    appends the bias.  Any layout: spatial axes, if any, are carried along.
     """
 
     W_std: float = 1.0
     b_std: float = 0.0
 
+    carries_gap: ClassVar[bool] = True
+
     def kernel(self, k: KernelState) -> KernelState:
         w2, b2 = self.W_std**2, self.b_std**2
-        nngp = _affine(k.nngp, w2, b2)
-        ntk = None if k.ntk is None else _affine(k.ntk, w2, 0.0) + nngp
-        if k.kxx is k.nngp:  # diagonal state: the pairs (x, x)
-            return KernelState(nngp=nngp, kxx=nngp, kyy=nngp, ntk=ntk)
-        kxx, kyy = w2 * k.kxx + b2, w2 * k.kyy + b2
+        nngp = affine(k.nngp, w2, b2)
+        ntk = affine_ntk(nngp, k.ntk, w2)
+        if k.layout.self_pairs:
+            return KernelState(nngp=nngp, ntk=ntk, layout=k.layout)
+        kxx = kyy = gap = None
+        if k.kxx is not None:
+            kxx, kyy = affine(k.kxx, w2, b2), affine(k.kyy, w2, b2)
         gap = k.gap
         if gap is not None and b2 != 0:
             gap = _dense_gap(k.nngp, k.kxx, k.kyy, kxx, kyy, gap, w2, b2)
-        return KernelState(nngp=nngp, kxx=kxx, kyy=kyy, ntk=ntk, gap=gap)
+        return KernelState(
+            nngp=nngp, kxx=kxx, kyy=kyy, ntk=ntk, gap=gap, layout=k.layout
+        )
 
-    def output_width(self, phi_in: int) -> int:
-        return phi_in + (self.b_std != 0)
+    def feature_width(self, width: int, spatial: tuple[int, int] | None) -> int:
+        return width + (self.b_std != 0)
 
-    def sketch(self, dims: Dims, widths: tuple[int, int], random_state: Any = None):
+    def features(self, dims: Dims, widths: Widths, rng: Any) -> LayerSketch:
         return DenseSketch(self, dims)
-
-
-def _affine(a: Any, w2: float, b2: float) -> Any:
-    """``w2 * a + b2``, skipping the passes that change nothing."""
-    if w2 != 1.0:
-        a = w2 * a
-    return a + b2 if b2 != 0.0 else a
 
 
 def _dense_gap(
@@ -104,19 +112,17 @@ def _dense_gap(
 
 
 class DenseSketch(LayerSketch):
+    """Feature rule of :class:`Dense`: ``phi' = [W_std phi ; b_std]``,
+    ``psi' = [W_std psi ; phi']`` (``phi'`` alone while ``Theta = 0``).
+
+    ``dims_out`` gives the widths; its scales are the network's (the exact
+    rule on the reference state)."""
+
     def __init__(self, layer: Dense, dims: Dims):
         self.W_std, self.b_std = float(layer.W_std), float(layer.b_std)
-        w2, b2 = self.W_std**2, self.b_std**2
         phi = dims.phi + (self.b_std != 0)
         psi = None if dims.psi is None else (dims.psi + phi if dims.psi else phi)
-        s2 = w2 * dims.scale2 + b2
-        self.dims_out = Dims(
-            phi=phi,
-            psi=psi,
-            scale2=s2,
-            scale2_ntk=w2 * dims.scale2_ntk + s2,
-            sparse=dims.sparse,
-        )
+        self.dims_out = replace(dims, phi=phi, psi=psi)
 
     def __call__(self, f: Features) -> Features:
         phi = f.phi
@@ -147,8 +153,8 @@ class DenseSketch(LayerSketch):
 
 
 @dataclass(frozen=True)
-class Elementwise:
-    """A nonlinearity applied coordinate-wise, at infinite width.
+class Elementwise(Layer):
+    """A nonlinearity applied coordinate-wise (pixel by pixel), at infinite width.
 
     Parameters
     ----------
@@ -157,26 +163,38 @@ class Elementwise:
         Hermite coefficients the feature rule.
     degree : int
         Degree ``q`` of the Hermite expansion kept by the feature rule.
+    method : str
+        Feature rule strategy (see the activation sketches).
     """
 
     act: Activation
     degree: int = 8
+    method: str = "auto"
 
-    def kernel(self, k: KernelState, keep_gap: bool = True) -> KernelState:
-        """Exact rule; ``keep_gap=False`` skips the output's gap (no later
-        layer needs it).  The output variances ``kxx``, ``kyy`` are the dual
-        on the input variances (the network may replace them by its own
-        diagonal states, see :meth:`sklearn_ntk.networks.Network.kernel`)."""
+    takes_budget: ClassVar[bool] = True
+    carries_gap: ClassVar[bool] = True
+
+    def needs_gap(self, ntk: bool, scale: float) -> bool:
+        return self.act._needs_gap(ntk, scale)
+
+    def kernel(self, k: KernelState) -> KernelState:
+        """Exact rule, any layout.  The variances the dual reads come from the
+        state (:meth:`KernelState.variances`: the diagonal of a self state,
+        those the network set on a cross state).  The output's gap is
+        computed when the state carries one and ``k.gap_out``; a cross
+        state's output variances are the dual on its input variances."""
         derivative = k.ntk is not None
-        if k.kxx is k.nngp:  # diagonal state: the pairs (x, x)
-            sig, sig_dot = self.act.dual(k.kxx, k.kxx, k.kxx, derivative=derivative)
+        kxx, kyy = k.variances()
+        if k.layout.self_pairs:
+            sig, sig_dot = self.act.dual(kxx, k.nngp, kyy, derivative=derivative)
             ntk = None if k.ntk is None else sig_dot * k.ntk
-            return KernelState(nngp=sig, kxx=sig, kyy=sig, ntk=ntk)
+            return KernelState(nngp=sig, ntk=ntk, layout=k.layout)
+        keep_gap = k.gap_out
         gap = None
         if k.gap is None:
-            sig, sig_dot = self.act.dual(k.kxx, k.nngp, k.kyy, derivative=derivative)
+            sig, sig_dot = self.act.dual(kxx, k.nngp, kyy, derivative=derivative)
         else:
-            xp, kxx, kxy, kyy = _prepare(k.kxx, k.nngp, k.kyy)
+            xp, kxx, kxy, kyy = _prepare(kxx, k.nngp, kyy)
             sig, sig_dot, gap = self.act._dual_gap(
                 xp, kxx, kxy, kyy, k.gap, derivative, keep_gap
             )
@@ -188,20 +206,35 @@ class Elementwise:
                 ntk = sig_dot
             else:
                 ntk = sig_dot * k.ntk
-        kxx, kyy = _diag_dual(self.act, k.kxx), _diag_dual(self.act, k.kyy)
+        kxx_out = kyy_out = None
         if k.gap is not None and keep_gap:
+            kxx_out, kyy_out = _diag_dual(self.act, kxx), _diag_dual(self.act, kyy)
             xp, _ = get_namespace(sig)
             if gap is None:  # no accurate formula: from the output's correlation
-                gap = _gap_of(xp, _correlation(xp, kxx, sig, kyy))
-            if bool(xp.any(kxx == 0.0)) or bool(xp.any(kyy == 0.0)):
-                dead = (kxx == 0.0) | (kyy == 0.0)  # rho' = 0 there
+                gap = _gap_of(xp, _correlation(xp, kxx_out, sig, kyy_out))
+            if bool(xp.any(kxx_out == 0.0)) or bool(xp.any(kyy_out == 0.0)):
+                dead = (kxx_out == 0.0) | (kyy_out == 0.0)  # rho' = 0 there
                 gap = xp.maximum(gap, xp.astype(dead, gap.dtype))
         return KernelState(
-            nngp=sig, kxx=kxx, kyy=kyy, ntk=ntk, gap=gap if keep_gap else None
+            nngp=sig,
+            kxx=kxx_out,
+            kyy=kyy_out,
+            ntk=ntk,
+            gap=gap if keep_gap else None,
+            layout=k.layout,
         )
 
-    def sketch(self, dims: Dims, widths: tuple[int, int], random_state: Any = None):
-        return ElementwiseSketch(self.act, self.degree, dims, widths, random_state)
+    def features(self, dims: Dims, widths: Widths, rng: Any) -> LayerSketch:
+        """The activation's feature rule on rows, run pixel by pixel (with the
+        per-pixel norms made exact) when the features are per pixel."""
+        inner = ElementwiseSketch(
+            self.act, self.degree, dims, (widths.phi, widths.psi), rng
+        )
+        if dims.spatial is None:
+            return inner
+        from .conv import PixelwiseSketch
+
+        return PixelwiseSketch(inner, spatial=dims.spatial)
 
 
 def _diag_dual(act: Activation, kxx: Any) -> Any:
