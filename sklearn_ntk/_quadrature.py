@@ -935,9 +935,13 @@ def _tabled_pairs(fn, dfn, sx, sy, rho, c, S, Sd) -> np.ndarray:
     """Computes, into ``S`` (and ``Sd``), the pairs whose ``τ = sy c`` lies in a
     tabulated octave whose tables pass their check; returns their mask."""
     tau = sy * c
-    done = tau == 0  # v = sy ρ a exactly: the inner integral is σ(v) itself
-    for e0 in range(0, int(done.sum()), _TABLE_BATCH):
-        sl = np.flatnonzero(done)[e0 : e0 + _TABLE_BATCH]
+    # Below the tables, σ(m + τ w) is analytic in w in a strip of half-width
+    # >= 2^8 (π/2) / |pole distance of σ|: a few Gauss-Hermite nodes are exact
+    # to rounding; τ = 0 (v = sy ρ a exactly) needs none.
+    done = tau < 2.0**_G_OCT_MIN
+    small = np.flatnonzero(done)
+    for e0 in range(0, small.size, _TABLE_BATCH):
+        sl = small[e0 : e0 + _TABLE_BATCH]
         S[sl], d = _table_batch(fn, dfn, sx[sl], sy[sl], rho[sl], c[sl], None)
         if Sd is not None:
             Sd[sl] = d
@@ -1077,6 +1081,9 @@ _G_TOL = 1e-12  # |table - direct| <= _G_TOL (1 + |G|) at the check points
 #: mass, and a short Gauss-Hermite rule (exact for affine functions) is exact.
 _G_REACH = 32.0
 _G_FAR_NODES = 2
+#: Inner Gauss-Hermite nodes for ``τ < 2^-8``: the rule's error is of order
+#: ``τ^12 |σ^(12)| / 12!!`` (below 1e-25 for the built-in activations).
+_G_SMALL_NODES = 6
 _G_NODES = 10  # Gauss-Legendre nodes per panel of the direct inner rule
 _g_tables: dict = {}
 
@@ -1201,7 +1208,8 @@ def _inner_values(g: Callable, tab: _InnerTable, tau: np.ndarray, m: np.ndarray)
 def _table_batch(fn, dfn, sx, sy, rho, c, tabs):
     """The 2-D rule of :func:`_pair_batch` (no kinks, saturating σ) with the
     inner integral read from the tables ``tabs`` (σ, and σ' if ``dfn``), or,
-    for ``tabs=None`` (pairs with ``τ = 0``), equal to ``g(m)`` exactly."""
+    for ``tabs=None`` (pairs with ``τ`` below the tables), by a few-node
+    Gauss-Hermite rule (``g(m)`` itself where ``τ = 0``)."""
     E = sx.size
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         isx = np.where(sx > 0, 1.0 / sx, np.inf)
@@ -1227,7 +1235,13 @@ def _table_batch(fn, dfn, sx, sy, rho, c, tabs):
         mu = srho[:, None] * a
     out = []
     for q, g in enumerate((fn, dfn)[: 1 + (dfn is not None)]):
-        inner = _eval(g, mu) if tabs is None else _inner_values(g, tabs[q], tau, mu)
+        if tabs is not None:
+            inner = _inner_values(g, tabs[q], tau, mu)
+        else:  # τ below the tables: few-node Gauss-Hermite, exact at τ = 0
+            zh, wh = gauss_hermite(_G_SMALL_NODES)
+            inner = _eval(g, mu[..., None] + tau[:, None, None] * zh) @ wh
+            zero = tau == 0
+            inner[zero] = _eval(g, mu[zero])
         out.append(np.einsum("ek,ek,ek->e", wa, _eval(g, ua), inner))
     return out[0], (out[1] if dfn is not None else None)
 
