@@ -458,11 +458,12 @@ def conv_stack(
     W_std: float = math.sqrt(2.0),
     b_std: float = 0.0,
     degree: int = 8,
+    method: str = "auto",
 ) -> ConvNetwork:
     """``[Conv(filter_size, SAME), act] * depth``, readout, ``Dense``."""
     layers: list[Any] = []
     for _ in range(depth):
-        layers += [Conv(filter_size, W_std, b_std), Elementwise(act, degree)]
+        layers += [Conv(filter_size, W_std, b_std), Elementwise(act, degree, method)]
     layers += [_readout(readout), Dense(W_std, b_std)]
     return ConvNetwork(ImageInput(tuple(image_shape)), tuple(layers))
 
@@ -477,6 +478,7 @@ def myrtle(
     W_std: float = math.sqrt(2.0),
     b_std: float = 0.0,
     degree: int = 8,
+    method: str = "auto",
 ) -> ConvNetwork:
     """Myrtle network of depth 5, 7 or 10 (Shankar et al., 2020).
 
@@ -491,7 +493,10 @@ def myrtle(
         if stage:
             layers.append(AvgPool(2))
         for _ in range(n_conv):
-            layers += [Conv(filter_size, W_std, b_std), Elementwise(act, degree)]
+            layers += [
+                Conv(filter_size, W_std, b_std),
+                Elementwise(act, degree, method),
+            ]
     layers += [_readout(readout), Dense(W_std, b_std)]
     return ConvNetwork(ImageInput(tuple(image_shape)), tuple(layers))
 
@@ -507,6 +512,7 @@ def build_network(
     W_std: float = math.sqrt(2.0),
     b_std: float = 0.0,
     degree: int = 8,
+    method: str = "auto",
 ) -> ConvNetwork:
     """The network named by ``architecture`` (``"myrtle"`` or ``"conv_stack"``)."""
     builder = {"myrtle": myrtle, "conv_stack": conv_stack}.get(architecture)
@@ -523,6 +529,7 @@ def build_network(
         W_std=W_std,
         b_std=b_std,
         degree=degree,
+        method=method,
     )
 
 
