@@ -234,6 +234,42 @@ def _weights(act: Activation, degree: int, ref: _Reference, ntk: bool):
     return w, tail
 
 
+def _tail_cost(act: Activation, degree: int, ref: _Reference, ntk: bool) -> float:
+    """Variance factor of one Monte-Carlo tail feature at the reference scales.
+
+    A tail feature ``t(z) = sigma(r z) - sum_{n <= q} a_n(r) h_n(z)`` has, at
+    ``rho = 1``, the relative variance ``E[t^4] / E[t^2]^2 - 1`` (2 for a
+    Gaussian ``t``, the value of ``_TAIL_COST``); heavy-tailed activations
+    (``exp``, high monomials, large scales) have far more.  Gauss-Hermite
+    quadrature of degree 200 (exact for polynomial tails up to degree 399);
+    the largest value over the scales and over ``sigma``, ``sigma'``; ``inf``
+    where the moments overflow.
+    """
+    z, w = np.polynomial.hermite_e.hermegauss(200)
+    w = w / w.sum()
+    h = np.ones((degree + 1, z.size))
+    if degree >= 1:
+        h[1] = z
+    for n in range(2, degree + 1):
+        h[n] = (z * h[n - 1] - math.sqrt(n - 1) * h[n - 2]) / math.sqrt(n)
+    a, b = act.hermite(ref.r, degree)
+    worst = 0.0
+    with np.errstate(all="ignore"):
+        for i, r in enumerate(ref.r):
+            fns = [(act(r * z), a[i])]
+            if ntk:
+                fns.append((act.derivative(r * z), b[i]))
+            for values, c in fns:
+                t = np.asarray(values, dtype=np.float64) - c @ h
+                m2 = float(w @ (t * t))
+                m4 = float(w @ (t * t) ** 2)
+                if not (np.isfinite(m2) and np.isfinite(m4)):
+                    return math.inf
+                if m2 > 1e-12 * max(float(w @ np.asarray(values) ** 2), 1e-300):
+                    worst = max(worst, m4 / (m2 * m2) - 1.0)
+    return worst
+
+
 # ----------------------------------------------------------------------------
 # Strategies
 # ----------------------------------------------------------------------------
@@ -567,15 +603,51 @@ class SparseRule(FeatureRule):
 RULES = {"hermite": HermiteRule, "hybrid": HybridRule, "sparse": SparseRule}
 
 
-def choose_method(act: Activation, degree: int, dims: Dims, width: int, ref) -> str:
-    """What ``method="auto"`` picks for one layer.
+#: Tail variance factor (:func:`_tail_cost`) above which ``"auto"`` prefers
+#: ``"hermite"`` to ``"hybrid"``.  Measured (``benchmarks/bench_methods.py``
+#: and the heavy-tail cases of ``tests/test_activation_features.py``): hybrid
+#: is better up to sin's 450 (erf 81, tanh 63, gelu 205, softplus 378), hermite
+#: from rectified_monomial(5)'s 2600 on (monomial(5), monomial(6), hermite(6),
+#: exp: 1e7).
+_HEAVY_TAIL = 1e3
+
+#: Largest degree searched for a finite Hermite expansion (polynomials).
+_MAX_FINITE = 16
+
+
+def _finite_degree(act: Activation, ref: _Reference, ntk: bool) -> int | None:
+    """The degree of the activation's Hermite expansion when it is finite
+    (polynomials: ``monomial``, ``hermite``; degree <= ``_MAX_FINITE``) at the
+    reference scales, else ``None``."""
+    a, b = act.hermite(ref.r, _MAX_FINITE)
+    tot_a, _, tot_b, _ = ref.totals
+    top = 0
+    for c, tot in [(a, tot_a)] + ([(b, tot_b)] if ntk else []):
+        tot = np.maximum(np.asarray(tot, dtype=np.float64), 1e-300)
+        share = (c * c) / tot[:, None]
+        if float(np.max(1.0 - share.sum(axis=1))) > 1e-12:
+            return None
+        live = np.nonzero(share.max(axis=0) > 1e-14)[0]
+        top = max(top, int(live.max()) if live.size else 0)
+    return top
+
+
+def choose_method(
+    act: Activation, degree: int, dims: Dims, width: int, ref
+) -> tuple[str, int]:
+    """What ``method="auto"`` picks for one layer, and the degree it uses.
 
     * sparse input: ``"sparse"`` (the only input-sparsity-time rule);
     * activations known by their dual alone (``exp_normalized``): ``"hermite"``
       (no pointwise function to sample);
-    * a tail past degree 2 (1 on wide input) carrying at most
-      ``_TAIL_THRESHOLD`` of the dual: ``"hermite"``, which then represents
-      the expansion almost exactly;
+    * a finite Hermite expansion (polynomial activations): ``"hermite"`` at
+      ``max(degree, its degree)``, which represents it exactly: no tail, no
+      fold, only PolySketch variance;
+    * a tail past the exact low degrees carrying at most ``_TAIL_THRESHOLD``
+      of the dual: ``"hermite"``, which then represents it almost exactly;
+    * a heavy-tailed Monte-Carlo tail (variance factor :func:`_tail_cost`
+      above ``_HEAVY_TAIL``: ``exp``, high rectified monomials):
+      ``"hermite"``, whose error does not depend on the tail's moments;
     * otherwise ``"hybrid"``: measured by ``benchmarks/bench_methods.py``
       (``benchmarks/results/fc_methods.md``: relu, erf, gelu, sin, tanh and
       exp_normalized, depth 1 to 3, NNGP and NTK, 2048 features), ``auto``
@@ -590,16 +662,22 @@ def choose_method(act: Activation, degree: int, dims: Dims, width: int, ref) -> 
     tail covers every higher degree without bias and at a lower variance per
     feature than PolySketches of them (measured as above).
     """
+    ntk = dims.psi is not None
     if dims.sparse:
-        return "sparse"
+        return "sparse", degree
     if not _has_pointwise(act):
-        return "hermite"
+        return "hermite", degree
+    finite = _finite_degree(act, ref, ntk)
+    if finite is not None:
+        return "hermite", max(int(degree), finite)
     budget = width - 1
     d2 = dims.phi * (dims.phi + 1) // 2
     narrow2 = dims.phi <= budget // 4 and d2 <= budget // 4
     q = min(int(degree), 2 if narrow2 else 1)
-    _, tail = _weights(act, q, ref, dims.psi is not None)
-    return "hybrid" if tail > _TAIL_THRESHOLD else "hermite"
+    _, tail = _weights(act, q, ref, ntk)
+    if tail <= _TAIL_THRESHOLD or _tail_cost(act, q, ref, ntk) > _HEAVY_TAIL:
+        return "hermite", degree
+    return "hybrid", degree
 
 
 # ----------------------------------------------------------------------------
@@ -766,7 +844,7 @@ class ElementwiseSketch(LayerSketch):
         self.ntk = dims.psi is not None
         ref = _Reference(act, dims, self.ntk)
         if method == "auto":
-            method = choose_method(act, degree, dims, n_phi, ref)
+            method, degree = choose_method(act, degree, dims, n_phi, ref)
         self.method = method
         self.rule = RULES[method](act, degree, dims, n_phi, self.ntk, rng, ref)
         self.ntk_part = NTKPart(self.rule, dims, n_psi, ref, rng) if self.ntk else None
