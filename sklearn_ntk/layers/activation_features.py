@@ -765,6 +765,8 @@ def _row_sq_norms(z: Any) -> np.ndarray:
     or scipy.sparse)."""
     if sp.issparse(z):
         return np.asarray(z.multiply(z).sum(axis=1), dtype=np.float64).ravel()
+    if isinstance(z, np.ndarray):  # one pass, no temporary
+        return np.einsum("ij,ij->i", z, z, dtype=np.float64)
     xp, _ = get_namespace(z)
     return to_numpy(xp.sum(z * z, axis=1)).astype(np.float64)
 
@@ -795,6 +797,9 @@ def exact_norms(xp: Any, z: Any, n_fixed: int, target: np.ndarray) -> Any:
     fixed = _row_sq_norms(z[:, :n_fixed]) if n_fixed else 0.0
     fac = _norm_factors(_row_sq_norms(z[:, n_fixed:]), fixed, target)
     fac = asxp(fac, xp, device=dev, dtype=z.dtype)[:, None]
+    if isinstance(z, np.ndarray):  # z is the layer's own output: in place
+        z[:, n_fixed:] *= fac
+        return z
     if n_fixed == 0:
         return z * fac
     return xp.concat([z[:, :n_fixed], z[:, n_fixed:] * fac], axis=1)
@@ -840,6 +845,11 @@ class ElementwiseSketch(LayerSketch):
             raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
         rng = check_random_state(random_state)
         n_phi, n_psi = int(widths[0]), int(widths[1])
+        if n_phi < 1:
+            raise ValueError(
+                f"An activation layer needs at least one output feature (its "
+                f"degree-0 term); got widths={tuple(widths)}: increase n_components."
+            )
         self.act = act
         self.ntk = dims.psi is not None
         ref = _Reference(act, dims, self.ntk)

@@ -157,8 +157,9 @@ class Elementwise:
         Degree ``q`` of the Hermite expansion kept by the feature rule (how
         each ``method`` uses it: :mod:`sklearn_ntk.layers.activation_features`).
     method : {"auto", "hermite", "hybrid", "sparse"}
-        The feature rule (:class:`~sklearn_ntk.layers.activation_features.
-        ElementwiseSketch`).
+        The feature rule, one of the named strategies of
+        :mod:`sklearn_ntk.layers.activation_features` (``"auto"`` picks per
+        layer by measured accuracy, see its ``choose_method``).
     """
 
     act: Activation
