@@ -726,76 +726,30 @@ class ConvSketch(LayerSketch):
 class PixelwiseSketch(LayerSketch):
     """Runs a fully connected feature rule (``(N, D)`` rows) on every pixel.
 
-    With ``normalize`` (for an activation's
-    :class:`~sklearn_ntk.layers.dense.ElementwiseSketch`), each pixel's output
-    features are rescaled to the norms that their sketches only have in
-    expectation: ``||phi'||^2 = Sigma(x, x)`` and ``||psi'||^2 = ||psi||^2
-    Sigma_dot(x, x)``, the dual at ``K(x, x) = ||phi||^2``.  Per-pixel
-    variances are then exact given the layer's input, which
-    removes the heavy tail of the error that compounds over layers.
+    A pure layout adapter: ``(n, H, W, D)`` features are read as ``n H W``
+    rows, mapped by ``inner`` (an activation's
+    :class:`~sklearn_ntk.layers.activation_features.ElementwiseSketch`, the
+    same rule as for dense layers) and reshaped back.
     """
 
-    def __init__(
-        self,
-        inner: LayerSketch,
-        normalize: bool = True,
-        spatial: tuple[int, int] | None = None,
-    ):
+    def __init__(self, inner: LayerSketch, spatial: tuple[int, int] | None = None):
         self.inner = inner
-        self.act = getattr(inner, "act", None)
-        self.normalize = bool(normalize) and self.act is not None
         self.dims_out = replace(inner.dims_out, spatial=spatial)
 
-    def _rescale(self, f: Features, out: Features) -> Features:
-        phi = np.asarray(f.phi)
-        r2 = np.einsum("ij,ij->i", phi, phi, dtype=np.float64)
-        sig, sig_dot = self.act.dual(r2, r2, r2, derivative=out.psi is not None)
-
-        def scale_to(z: Any, target2: np.ndarray) -> Any:
-            now = np.einsum("ij,ij->i", z, z, dtype=np.float64)
-            fac = np.sqrt(np.maximum(target2, 0.0) / np.where(now > 0, now, 1.0))
-            fac = np.where((now > 0) & np.isfinite(fac), fac, 1.0)
-            return z * fac.astype(z.dtype)[:, None]
-
-        phi_out = scale_to(out.phi, np.asarray(sig, dtype=np.float64))
-        if out.psi is None:
-            return Features(phi_out)
-        psi = np.asarray(f.psi)
-        psi2 = np.einsum("ij,ij->i", psi, psi, dtype=np.float64)
-        return Features(
-            phi_out, scale_to(out.psi, psi2 * np.asarray(sig_dot, dtype=np.float64))
-        )
-
     def __call__(self, f: Features) -> Features:
+        from .._backend import get_namespace
+
         xp, _ = get_namespace(f.phi)
         n, H, W = f.phi.shape[:3]
-        flat = Features(
-            xp.reshape(f.phi, (n * H * W, -1)),
-            None if f.psi is None else xp.reshape(f.psi, (n * H * W, -1)),
-        )
-        out = self.inner(flat)
-        if self.normalize:
-            if is_numpy(xp):
-                out = self._rescale(flat, out)
-            else:  # the rescaling is written for NumPy: through the host
-                host = self._rescale(_host(flat), _host(out))
-                out = Features(
-                    asxp(host.phi, xp, device=device(f.phi)),
-                    None
-                    if host.psi is None
-                    else asxp(host.psi, xp, device=device(f.phi)),
-                )
 
-        def back(a: Any) -> Any:
+        def rows(a: Any) -> Any:
+            return None if a is None else xp.reshape(a, (n * H * W, a.shape[-1]))
+
+        def images(a: Any) -> Any:
             return None if a is None else xp.reshape(a, (n, H, W, a.shape[-1]))
 
-        return Features(back(out.phi), back(out.psi))
-
-
-def _host(f: Features) -> Features:
-    return Features(
-        to_numpy(f.phi), None if f.psi is None else np.asarray(to_numpy(f.psi))
-    )
+        out = self.inner(Features(rows(f.phi), rows(f.psi)))
+        return Features(images(out.phi), images(out.psi))
 
 
 def _avg_pool_features(a: Any, p: int) -> Any:
