@@ -30,7 +30,9 @@ def _rows(n=12, d=8, seed=0):
 
 def _net_features(X, method, degree, ntk, act="erf", depth=2, seed=0, sparse=False):
     net = fully_connected(get(act), depth, 1.0, 0.1, degree=degree, method=method)
-    s = net.sketch(X.shape[1], 256, ntk=ntk, random_state=seed, sparse=sparse)
+    s = net.sketch(
+        256, ntk=ntk, n_features=X.shape[1], random_state=seed, sparse=sparse
+    )
     Z = s(X)
     return Z.toarray() if sp.issparse(Z) else np.asarray(Z)
 
