@@ -587,10 +587,15 @@ class NetworkSketch:
 
 
 def fully_connected(
-    act: Activation, depth: int, W_std: float, b_std: float, degree: int = 8
+    act: Activation,
+    depth: int,
+    W_std: float,
+    b_std: float,
+    degree: int = 8,
+    method: str = "auto",
 ) -> Network:
     """``[Dense, act] * depth + [Dense]``, the network of kernels.md."""
     layers: list[Any] = [Dense(W_std, b_std)]
     for _ in range(depth):
-        layers += [Elementwise(act, degree), Dense(W_std, b_std)]
+        layers += [Elementwise(act, degree, method), Dense(W_std, b_std)]
     return Network(DenseInput(), tuple(layers))

@@ -161,6 +161,7 @@ class Elementwise:
 
     act: Activation
     degree: int = 8
+    method: str = "auto"
 
     def kernel(self, k: KernelState, keep_gap: bool = True) -> KernelState:
         """Exact rule; ``keep_gap=False`` skips the output's gap (no later
