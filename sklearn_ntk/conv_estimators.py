@@ -46,8 +46,9 @@ class _ConvSketch(_BaseNeuralSketch):
     """The convolutional family: images, a Myrtle network or a conv stack."""
 
     # The convolutional feature rules compute with NumPy on this branch:
-    # the Array API estimator checks and non-NumPy input are refused until
-    # they are namespace-generic (then set True: one line lifts both).
+    # the Array API estimator checks, and non-NumPy input with
+    # backend="auto", are refused until they are namespace-generic (then set
+    # True: one line lifts both).  backend="numpy" moves any input to NumPy.
     _array_api_support = False
 
     def _check_input(self, X: Any, reset: bool) -> Any:
@@ -58,6 +59,7 @@ class _ConvSketch(_BaseNeuralSketch):
         """
         if (
             not self._array_api_support
+            and self.backend == "auto"
             and array_api_compat.is_array_api_obj(X)
             and not isinstance(X, np.ndarray)
             and not _dask.is_dask_array(X)
@@ -65,7 +67,8 @@ class _ConvSketch(_BaseNeuralSketch):
             raise TypeError(
                 f"{type(self).__name__} computes with NumPy only: X is a "
                 f"{type(X).__module__}.{type(X).__name__}; pass a NumPy array "
-                "(for example numpy.asarray(X) or X.cpu().numpy())."
+                "(for example numpy.asarray(X) or X.cpu().numpy()), or set "
+                'backend="numpy".'
             )
         if isinstance(X, list | tuple) and np.ndim(X) in (3, 4):
             X = np.asarray(X)

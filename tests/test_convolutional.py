@@ -162,7 +162,12 @@ def test_image_inputs_and_shapes():
         cnngp_kernel(X3.reshape(3, 25), architecture="conv_stack", depth=1),
     )
     assert infer_image_shape(64) == (8, 8, 1)
-    assert infer_image_shape(10) == (1, 10, 1)
+    # Any other width is ambiguous: refused, asking for image_shape.
+    with pytest.raises(ValueError, match=r"10 features .* pass image_shape"):
+        infer_image_shape(10)
+    with pytest.raises(ValueError, match=r"image_shape=\(32, 32, 3\)"):
+        cnngp_kernel(np.ones((1, 3072)))
+    assert as_images(np.ones((2, 10)), (1, -1, 1)).shape == (2, 1, 10, 1)
     assert as_images(np.ones((2, 6)), (2, 3)).shape == (2, 2, 3, 1)
     with pytest.raises(ValueError, match="image_shape"):
         cnngp_kernel(flat, image_shape=(5, 4, 2))
