@@ -188,7 +188,7 @@ def test_small_and_1d_images_myrtle():
     rng = np.random.RandomState(3)
     X = rng.randn(5, 7)  # read as 1 x 7 x 1 images
     for fn in (cnngp_kernel, cntk_kernel):
-        K = fn(X, architecture="myrtle", depth=7)
+        K = fn(X, architecture="myrtle", depth=7, image_shape=(1, -1, 1))
         assert np.all(np.isfinite(K))
         np.testing.assert_array_equal(K, K.T)  # symmetrized by design
         assert np.linalg.eigvalsh(K).min() > -1e-10 * np.abs(K).max()
