@@ -215,3 +215,23 @@ def test_cifar_size_rows_without_shape_are_refused():
         CNTKSketch(**SMALL).fit(X)
     est = CNTKSketch(image_shape=(32, 32, 3), **SMALL).fit(X)
     assert est.image_shape_ == (32, 32, 3)
+
+
+@pytest.mark.smoke
+def test_n_channels_auto_follows_n_components():
+    """n_channels="auto" (the default) derives the hidden width from
+    n_components, so that tuning n_components tunes the accuracy; an explicit
+    width is kept.  The accuracy itself: benchmarks/bench_cntk_components.py."""
+    from sklearn_ntk.conv_estimators import auto_channels
+
+    assert CNTKSketch().n_channels == "auto"
+    widths = [auto_channels(m) for m in (1, 512, 1024, 4096, 8192, 1 << 20)]
+    assert widths == [32, 32, 64, 256, 512, 1024]
+    X = np.random.RandomState(0).rand(3, 16)
+    for m in (512, 2048):
+        est = CNTKSketch(n_components=m, random_state=0).fit(X)
+        assert est.n_channels_ == auto_channels(m)
+        assert est._min_bytes_per_row() >= 8 * 16 * 9 * est.n_channels_
+    assert CNTKSketch(n_components=2048, n_channels=24).fit(X).n_channels_ == 24
+    with pytest.raises(ValueError, match="'n_channels' parameter"):
+        CNTKSketch(n_channels="wide").fit(X)
