@@ -128,6 +128,11 @@ def main(argv=None) -> None:
         print(
             f"numpy: {ms_np:.1f} ms/image (n_channels_={est.n_channels_})", flush=True
         )
+        # The width before n_channels="auto" (192 at every n_components), side
+        # by side in the same run.
+        former = CNTKSketch(n_components=N_COMPONENTS, n_channels=192, random_state=0)
+        former.fit(X).transform(Xs[:1])
+        ms_old = time_transform(former, Xs, args.repeats)
         ms_torch, torch_note = torch_ms_per_image(Xs, args.repeats)
         print(f"torch: {ms_torch} ({torch_note})", flush=True)
         ms_pair, ms_self = exact_ms_per_pair(X, args.threads)
@@ -140,6 +145,11 @@ def main(argv=None) -> None:
             "CNTKSketch transform, NumPy",
             f"{ms_np:.1f} ms / image",
             f"{N_TOTAL * ms_np / 1e3 / 60:.1f} min",
+        ],
+        [
+            "same with n_channels=192 (the former default)",
+            f"{ms_old:.1f} ms / image",
+            f"{N_TOTAL * ms_old / 1e3 / 60:.1f} min",
         ],
         [
             "CNTKSketch transform, PyTorch CPU",
