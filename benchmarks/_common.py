@@ -13,18 +13,13 @@ import numpy as np
 
 @contextlib.contextmanager
 def threads(n: int) -> Iterator[None]:
-    """Fix BLAS/OpenMP threads to ``n`` for everything inside."""
+    """Fix BLAS/OpenMP threads and the sketches' FFT workers to ``n``."""
+    import scipy.fft
     from threadpoolctl import threadpool_limits
 
-    import sklearn_ntk.sketches as sk
-
-    old = getattr(sk, "_FFT_WORKERS", None)
-    if old is not None:
-        sk._FFT_WORKERS = n
-    with threadpool_limits(limits=n):
+    # The sketches' FFTs follow scipy.fft's worker context (1 by default).
+    with threadpool_limits(limits=n), scipy.fft.set_workers(n):
         yield
-    if old is not None:
-        sk._FFT_WORKERS = old
 
 
 def best_time(fn: Callable[[], object], repeats: int = 3, warmup: bool = True) -> float:

@@ -208,17 +208,12 @@ def main(argv: list[str] | None = None) -> dict[str, list[Row]]:
 @contextlib.contextmanager
 def _threads(n: int) -> Iterator[None]:
     """BLAS/OpenMP pools and the sketches' FFTs limited to ``n`` threads."""
+    import scipy.fft
     from threadpoolctl import threadpool_limits
 
-    from . import sketches
-
-    old = sketches._FFT_WORKERS
-    sketches._FFT_WORKERS = n
-    try:
-        with threadpool_limits(limits=n):
-            yield
-    finally:
-        sketches._FFT_WORKERS = old
+    # The sketches' FFTs follow scipy.fft's worker context (1 by default).
+    with threadpool_limits(limits=n), scipy.fft.set_workers(n):
+        yield
 
 
 def _run(args: argparse.Namespace) -> dict[str, list[Row]]:

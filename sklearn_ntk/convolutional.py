@@ -13,8 +13,8 @@ pixel-pair kernels laid out spatial axes first and image pairs last (see
 
 Image layout: ``(H, W, C)``, channels last, like neural-tangents.  Functions
 accept ``(n, H, W, C)`` arrays, ``(n, H, W)`` single-channel images, or flat
-rows with ``image_shape=(H, W, C)``; flat rows without ``image_shape`` are
-read by :func:`infer_image_shape`.
+rows with ``image_shape=(H, W, C)``; flat rows without ``image_shape`` must
+have a perfect-square width (:func:`infer_image_shape`).
 """
 
 from __future__ import annotations
@@ -63,17 +63,36 @@ MYRTLE_DEPTHS = {5: (2, 1, 1), 7: (2, 2, 2), 10: (3, 3, 3)}
 # ----------------------------------------------------------------------------
 
 
-def infer_image_shape(n_features: int) -> tuple[int, int, int]:
-    """Image shape read from flat rows of ``n_features`` values.
+def infer_image_shape(n_features: int, *, name: str = "X") -> tuple[int, int, int]:
+    """Image shape of flat rows of ``n_features`` values given without a shape.
 
-    A perfect square ``s * s`` is a single-channel ``s x s`` image (MNIST-like
-    digits); any other width is a ``1 x n_features x 1`` image, a 1-D signal
-    on which ``k x k`` filters act as ``1 x k`` ones.
+    Only a perfect square ``s * s`` has an unambiguous reading: a
+    single-channel ``s x s`` image (scikit-learn's 8 x 8 digits, MNIST).  Any
+    other width raises a ``ValueError`` that asks for ``image_shape``: rows of
+    32 x 32 x 3 values read as 1 x 3072 x 1 images would give a valid but
+    wrong kernel.
+
+    Raises
+    ------
+    ValueError
+        When ``n_features`` is not a perfect square.
     """
-    s = math.isqrt(int(n_features))
-    if s * s == n_features:
+    n = int(n_features)
+    s = math.isqrt(n)
+    if s * s == n and n > 0:
         return (s, s, 1)
-    return (1, int(n_features), 1)
+    hint = ""
+    for c in (3, 4, 2):
+        r = math.isqrt(n // c) if n % c == 0 else 0
+        if r and r * r * c == n:
+            hint = f" (for example image_shape=({r}, {r}, {c}) for {r} x {r} images with {c} channels)"
+            break
+    raise ValueError(
+        f"{name} has {n} features per row, not a perfect square, so the image "
+        f"shape cannot be inferred: pass image_shape=(H, W, C){hint}, "
+        "image_shape=(1, d, 1) for 1-D signals, or the images as an array of "
+        "shape (n_samples, H, W, C) or (n_samples, H, W)."
+    )
 
 
 def check_image_shape(
@@ -81,24 +100,41 @@ def check_image_shape(
 ) -> tuple[int, int, int]:
     """Validate ``image_shape`` (``(H, W, C)``, or ``(H, W)`` for ``C = 1``).
 
-    ``name`` is the input whose rows hold ``n_features`` values (for messages).
+    One entry may be ``-1``, as in :func:`numpy.reshape`: it is inferred from
+    ``n_features`` (``(1, -1, 1)`` reads rows of any width ``d`` as ``1 x d x
+    1`` signals, ``(32, 32, -1)`` infers the channels).  ``name`` is the
+    input whose rows hold ``n_features`` values (for messages).
     """
     if image_shape is None:
         if n_features is None:
             raise ValueError("image_shape is needed.")
-        return infer_image_shape(n_features)
+        return infer_image_shape(n_features, name=name)
     try:
         shape = tuple(int(v) for v in image_shape)
         ok = all(int(v) == v for v in image_shape)
     except (TypeError, ValueError):
         ok, shape = False, ()
-    if not ok or len(shape) not in (2, 3) or min(shape) < 1:
+    free = [i for i, v in enumerate(shape) if v == -1]
+    if (
+        not ok
+        or len(shape) not in (2, 3)
+        or len(free) > 1
+        or min((v for v in shape if v != -1), default=1) < 1
+    ):
         raise ValueError(
-            f"image_shape must be (H, W, C) or (H, W) with positive integers, "
-            f"got {image_shape!r}."
+            "image_shape must be (H, W, C) or (H, W) with positive integers, one "
+            f"of which may be -1 (inferred from the width), got {image_shape!r}."
         )
     if len(shape) == 2:
         shape = (*shape, 1)
+    if free:
+        known = math.prod(v for v in shape if v != -1)
+        if n_features is None or n_features % known or n_features == 0:
+            raise ValueError(
+                f"image_shape={tuple(image_shape)}: the -1 entry cannot be "
+                f"inferred from {name}, with {n_features} features per row."
+            )
+        shape = tuple(n_features // known if v == -1 else v for v in shape)
     if n_features is not None and math.prod(shape) != n_features:
         raise ValueError(
             f"image_shape={shape} holds {math.prod(shape)} values per image but "
@@ -127,7 +163,15 @@ def as_images(
     given = "" if shape_from is None else f" (the shape of the images of {shape_from})"
     if X.ndim in (3, 4):
         X4 = X if X.ndim == 4 else X[..., None]
-        if image_shape is not None and check_image_shape(image_shape) != X4.shape[1:]:
+        try:
+            expect = (
+                X4.shape[1:]
+                if image_shape is None
+                else check_image_shape(image_shape, math.prod(X4.shape[1:]))
+            )
+        except ValueError:
+            expect = None
+        if expect != X4.shape[1:]:
             raise ValueError(
                 f"image_shape={tuple(image_shape)}{given} does not match the "
                 f"images of {name}, of shape {X4.shape[1:]}."
@@ -396,9 +440,12 @@ _DOC_PARAMS = """
     W_std, b_std : float, default=sqrt(2), 0.0
         Standard deviations of the weights and biases (NTK parameterization).
     image_shape : tuple (H, W, C) or (H, W), default=None
-        Shape of the images when ``X`` holds flat rows; ``None`` reads a
-        perfect-square width ``s * s`` as ``s x s x 1`` images and any other
-        width ``d`` as ``1 x d x 1`` images (:func:`infer_image_shape`).
+        Shape of the images when ``X`` holds flat rows (channels last);
+        ignored for image arrays, whose shape it must match if given.
+        ``None`` reads a perfect-square width ``s * s`` as ``s x s x 1``
+        images and raises a ``ValueError`` for any other width (pass
+        ``image_shape=(1, d, 1)`` for 1-D signals; see
+        :func:`infer_image_shape`).
     n_jobs : int, default=None
         Threads over tiles of image pairs (``None`` means 1, ``-1`` all cores).
     verbose : int, default=0

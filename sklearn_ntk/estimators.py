@@ -1,12 +1,20 @@
 """Scikit-learn transformers: sketched NNGP and NTK feature maps.
 
-The estimators are thin: ``fit`` validates the parameters and draws a
-:class:`~sklearn_ntk.networks.NetworkSketch` from the network that the
-parameters describe; ``transform`` runs it over row batches.
+One private base, :class:`_BaseNeuralSketch`, holds everything the four
+public transformers share: the parameter table, ``fit`` (validate, resolve
+the activation, draw the network's sketch), ``transform`` (namespaces,
+``backend``, batches, ``out``, progress, Dask arrays) and the feature names.
+A family supplies only its input check, its network and how that network
+draws its sketch: :class:`_FullyConnectedSketch` here for
+:class:`NNGPSketch` / :class:`NTKSketch`, and
+``conv_estimators._ConvSketch`` for the convolutional ones.  As in
+scikit-learn's ``kernel_approximation``, public estimators never subclass
+one another.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from numbers import Integral
 from typing import Any, ClassVar
@@ -55,7 +63,36 @@ from .activations import Activation, get
 from .kernels import STD
 from .networks import Network, fully_connected
 
-__all__ = ["NNGPSketch", "NTKSketch"]
+__all__ = ["METHODS", "NNGPSketch", "NTKSketch"]
+
+#: Values of the estimators' ``method`` parameter: the feature rule of the
+#: activation layers.  The one place to register a new strategy (its
+#: ``Elementwise`` layer reads ``method``); every estimator validates against
+#: this set.
+METHODS = {"auto", "hermite", "hybrid", "sparse"}
+
+#: The one parameter table of the four transformers.  Each class validates
+#: the entries its ``__init__`` names (see ``_BaseNeuralSketch.__init_subclass__``).
+_PARAMETERS: dict[str, list] = {
+    # Names are checked, case-insensitively, by activations.get at fit
+    # (StrOptions is case-sensitive).
+    "act": [str, Activation, callable],
+    "architecture": [StrOptions({"myrtle", "conv_stack"})],
+    "depth": [Interval(Integral, 0, None, closed="left")],
+    "filter_size": [Interval(Integral, 1, None, closed="left")],
+    "readout": [StrOptions({"global_avg", "flatten"})],
+    "image_shape": ["array-like", None],
+    "n_components": [Interval(Integral, 1, None, closed="left")],
+    "n_channels": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+    "degree": [Interval(Integral, 1, None, closed="left")],
+    "method": [StrOptions(METHODS)],
+    "W_std": STD,
+    "b_std": STD,
+    "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+    "backend": [StrOptions(set(BACKENDS))],
+    "verbose": ["verbose"],
+    "random_state": ["random_state"],
+}
 
 
 class _BaseNeuralSketch(
@@ -63,47 +100,28 @@ class _BaseNeuralSketch(
 ):
     """Machinery shared by every sketching transformer.
 
-    Subclasses define ``_ntk`` (NNGP or NTK features) and ``_network()`` (the
-    network their parameters describe); they may override ``_check_input``
-    (validation) and ``_batch_rows`` (rows per batch).  ``fit`` draws
-    ``sketch_``; ``transform`` handles namespaces, ``backend``, batches,
-    ``out``, progress and Dask arrays, and calls ``sketch_`` on each batch.
-    Subclasses without ``backend`` / ``verbose`` parameters behave as
-    ``backend="auto"``, ``verbose=0``.
+    A family of transformers supplies ``_check_input`` (validation of ``X``;
+    sets ``n_features_in_`` at fit), ``_network()`` (the network its
+    parameters describe) and ``_draw(network)`` (the network's sketch with
+    ``n_components`` outputs), plus its memory estimates; a public class adds
+    ``__init__``, its docstring and ``_ntk``.  ``fit`` draws ``sketch_``;
+    ``transform`` handles namespaces, ``backend``, batches, ``out``, progress
+    and Dask arrays, and calls ``sketch_`` on each batch.
     """
 
     _ntk = False
     #: Whether the estimator accepts any Array API namespace (estimator tag).
     _array_api_support = False
+    _parameter_constraints: ClassVar[dict] = {}
 
-    _parameter_constraints: ClassVar[dict] = {
-        # Names are checked, case-insensitively, by activations.get at fit
-        # (StrOptions is case-sensitive).
-        "act": [str, Activation, callable],
-        "depth": [Interval(Integral, 0, None, closed="left")],
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "degree": [Interval(Integral, 1, None, closed="left")],
-        "W_std": STD,
-        "b_std": STD,
-        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
-        "backend": [StrOptions(set(BACKENDS))],
-        "verbose": ["verbose"],
-        "random_state": ["random_state"],
-    }
-
-    def _network(self) -> Network:  # pragma: no cover - overridden
-        raise AttributeError("subclasses define _network")
-
-    def _check_input(self, X: Any, reset: bool) -> Any:
-        if sp.issparse(X):
-            dtype = [np.float64, np.float32]
-        else:
-            xp, _ = get_namespace(X)
-            dtype = [xp.float64, xp.float32]
-        return validate_data(self, X, accept_sparse="csr", dtype=dtype, reset=reset)
-
-    def _backend(self) -> str:
-        return getattr(self, "backend", "auto")
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # One parameter table: a class validates exactly the parameters its
+        # __init__ names, with the constraints of _PARAMETERS.
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            names = [p for p in inspect.signature(init).parameters if p != "self"]
+            cls._parameter_constraints = {k: _PARAMETERS[k] for k in names}
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None) -> _BaseNeuralSketch:
@@ -116,7 +134,9 @@ class _BaseNeuralSketch(
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data; only its shape and sparsity are used.  A
+            Training data; only its shape and sparsity are used.  The
+            convolutional transformers also take images of shape
+            (n_samples, H, W, C) or (n_samples, H, W).  A
             ``dask.array.Array`` is not computed: only its first rows are
             validated.
         y : None
@@ -130,7 +150,7 @@ class _BaseNeuralSketch(
         if _dask.is_dask_array(X):
             X = _dask.head(X)
         X = self._check_input(X, reset=True)
-        if self._backend() == "cupy":
+        if self.backend == "cupy":
             import_cupy()  # fail at fit, not after a long pipeline
             if sp.issparse(X):
                 raise TypeError('backend="cupy" does not accept sparse input.')
@@ -146,13 +166,7 @@ class _BaseNeuralSketch(
         check_reference_scales(network, self._ntk, type(self).__name__)
         self._check_memory_one_row()
         with _naming_memory(self):
-            self.sketch_ = network.sketch(
-                self.n_components,
-                n_features=self.n_features_in_,
-                ntk=self._ntk,
-                random_state=self.random_state,
-                sparse=self.sparse_input_,
-            )
+            self.sketch_ = self._draw(network)
         self._fitted_params = self._structural_params()
         return self
 
@@ -180,14 +194,6 @@ class _BaseNeuralSketch(
                 "again (only batch_size, backend and verbose may change after fit)."
             )
 
-    def _min_bytes_per_row(self) -> float:
-        """Lower bound of the memory to fit and transform one row.
-
-        Measured with tracemalloc (depth 1, dense and sparse input, NNGP and
-        NTK, degrees 2 and 8): at least 4 float64 arrays of n_components.
-        """
-        return 32.0 * self.n_components
-
     def _check_memory_one_row(self) -> None:
         check_memory(
             self._min_bytes_per_row(),
@@ -200,14 +206,8 @@ class _BaseNeuralSketch(
         """Rows per batch: ``batch_size``, or sized from ``working_memory``."""
         if self.batch_size is not None:
             return int(self.batch_size)
-        # Measured peak of a batch (benchmarks/bench_memory.py): below
-        # (degree + 6) float64 arrays of n_components per row.
         per_row = self._per_row_bytes()
         return max(1, int(get_config()["working_memory"] * 2**20 // per_row))
-
-    def _per_row_bytes(self) -> float:
-        """Estimated working memory of one row in a batch (see ``_batch_rows``)."""
-        return 8.0 * self.n_components * (self.degree + 6)
 
     def transform(self, X: Any, *, out: Any = None) -> Any:
         """Map ``X`` to features whose inner products approximate the kernel.
@@ -264,7 +264,7 @@ class _BaseNeuralSketch(
                     "out is not supported for dask arrays; use dask.array.store."
                 )
             return _dask.transform(self, X)
-        return self._transform_array(X, out=out, verbose=getattr(self, "verbose", 0))
+        return self._transform_array(X, out=out, verbose=self.verbose)
 
     def _transform_array(self, X: Any, out: Any = None, verbose: int = 0) -> Any:
         """``transform`` of an in-memory array, without the set_output wrapper."""
@@ -273,7 +273,7 @@ class _BaseNeuralSketch(
         X = self._check_input(X, reset=False)
         check_float32_range(X, f"{type(self).__name__}.transform")
         check_row_scales(X, f"{type(self).__name__}.transform")
-        backend = self._backend()
+        backend = self.backend
         sparse = sp.issparse(X)
         if sparse and backend == "cupy":
             raise TypeError('backend="cupy" does not accept sparse input.')
@@ -485,7 +485,65 @@ def _progress(name: str, n: int, n_batches: int, verbose: int):
     return report
 
 
-_FC_DOC_PARAMS = """
+class _FullyConnectedSketch(_BaseNeuralSketch):
+    """The fully connected family: rows of ``R^d``, dense or CSR."""
+
+    _array_api_support = True
+
+    def _check_input(self, X: Any, reset: bool) -> Any:
+        if sp.issparse(X):
+            dtype = [np.float64, np.float32]
+        else:
+            xp, _ = get_namespace(X)
+            dtype = [xp.float64, xp.float32]
+        return validate_data(self, X, accept_sparse="csr", dtype=dtype, reset=reset)
+
+    def _network(self) -> Network:
+        return fully_connected(
+            self.activation_,
+            self.depth,
+            self.W_std,
+            self.b_std,
+            self.degree,
+            method=self.method,
+        )
+
+    def _draw(self, network: Network) -> Any:
+        return network.sketch(
+            self.n_components,
+            n_features=self.n_features_in_,
+            ntk=self._ntk,
+            random_state=self.random_state,
+            sparse=self.sparse_input_,
+        )
+
+    def _min_bytes_per_row(self) -> float:
+        """Lower bound of the memory to fit and transform one row.
+
+        Measured with tracemalloc (depth 1, dense and sparse input, NNGP and
+        NTK, degrees 2 and 8): at least 4 float64 arrays of n_components.
+        """
+        return 32.0 * self.n_components
+
+    def _per_row_bytes(self) -> float:
+        """Estimated working memory of one row in a batch (see ``_batch_rows``).
+
+        Measured peak of a batch (benchmarks/bench_memory.py): below
+        (degree + 6) float64 arrays of n_components per row.
+        """
+        return 8.0 * self.n_components * (self.degree + 6)
+
+
+class NNGPSketch(_FullyConnectedSketch):
+    """Random features for the NNGP kernel of an infinitely wide network.
+
+    ``Z = NNGPSketch(...).fit_transform(X)`` satisfies ``Z @ Z.T ~ K`` where
+    ``K = nngp_kernel(X, act=act, depth=depth, W_std=W_std, b_std=b_std)``
+    is the NNGP kernel of ``[Dense, act] * depth + [Dense]``.  Each layer maps
+    its features through the Hermite expansion of the activation, with
+    scale-dependent coefficients (inputs anywhere in ``R^d``) and PolySketch
+    for the tensor powers (Han et al., 2022).
+
     Parameters
     ----------
     act : str, Activation or callable, default="relu"
@@ -500,17 +558,18 @@ _FC_DOC_PARAMS = """
         whose sketch cannot fit in this machine's memory (at least 32 bytes
         per component to draw the sketch and transform one row).
     degree : int, default=8
-        Highest Hermite degree sketched by PolySketch/TensorSketch.  Degrees
-        0 and 1 (and 2 when the layer's input is narrow) are always exact or
-        cheaply projected.  When the activation has a pointwise form and the
-        input is dense, the rest of the expansion is covered, without bias,
-        by Monte-Carlo features of the activation minus its truncated
-        expansion (they measured lower error per feature than high-degree
-        PolySketches), and ``degree`` only caps the sketched degrees.  On
-        sparse input, and for activations defined by their dual alone
-        (``exp_normalized``), degrees up to ``degree`` are sketched and the
-        tail's mass is folded into the last even and odd degrees, so that the
-        features keep the exact norms.
+        Highest Hermite degree of the expansion for methods ``"hermite"`` and
+        ``"sparse"``; ``"hybrid"`` keeps degrees up to ``min(degree, 2)``
+        exact and covers the rest by Monte-Carlo features of the tail;
+        ``"auto"`` picks per layer (see the user guide).
+    method : {"auto", "hermite", "hybrid", "sparse"}, default="auto"
+        Feature rule of each activation layer.  ``"hermite"``: the paper's
+        truncated Hermite expansion, PolySketches of the degrees up to
+        ``degree`` with the tail folded into the top even and odd degrees;
+        ``"hybrid"``: exact low degrees and unbiased Monte-Carlo features of
+        the rest of the expansion; ``"sparse"``: CountSketch and TensorSketch
+        in input-sparsity time (for CSR input); ``"auto"``: chosen per layer
+        from measured accuracy.
     W_std : float, default=1.0
         Standard deviation of the weights.
     b_std : float, default=0.0
@@ -530,22 +589,7 @@ _FC_DOC_PARAMS = """
         Report the progress of ``transform`` over batches when positive.
     random_state : int, RandomState instance or None, default=None
         Seeds the sketches; pass an int for reproducible features.
-"""
 
-
-class NNGPSketch(_BaseNeuralSketch):
-    __doc__ = (
-        """Random features for the NNGP kernel of an infinitely wide network.
-
-    ``Z = NNGPSketch(...).fit_transform(X)`` satisfies ``Z @ Z.T ~ K`` where
-    ``K = nngp_kernel(X, act=act, depth=depth, W_std=W_std, b_std=b_std)``
-    is the NNGP kernel of ``[Dense, act] * depth + [Dense]``.  Each layer maps
-    its features through the Hermite expansion of the activation, with
-    scale-dependent coefficients (inputs anywhere in ``R^d``) and PolySketch
-    for the tensor powers (Han et al., 2022).
-"""
-        + _FC_DOC_PARAMS
-        + """
     Attributes
     ----------
     activation_ : Activation
@@ -563,34 +607,43 @@ class NNGPSketch(_BaseNeuralSketch):
     See Also
     --------
     NTKSketch : The same for the neural tangent kernel.
+    CNNGPSketch : The same for convolutional networks on images.
     sklearn_ntk.nngp_kernel : The exact kernel.
+    sklearn.kernel_approximation.Nystroem : Data-dependent features of a
+        given kernel.
 
     References
     ----------
     .. [1] I. Han, A. Zandieh, J. Lee, R. Novak, L. Xiao, A. Karbasi. "Fast
        Neural Kernel Embeddings for General Activations." NeurIPS 2022.
+    .. [2] J. Lee, Y. Bahri, R. Novak, S. Schoenholz, J. Pennington,
+       J. Sohl-Dickstein. "Deep Neural Networks as Gaussian Processes."
+       ICLR 2018.
 
     Examples
     --------
     >>> import numpy as np
     >>> from sklearn_ntk import NNGPSketch, nngp_kernel
     >>> X = np.random.RandomState(0).randn(100, 5)
-    >>> Z = NNGPSketch(act="erf", depth=2, n_components=2048, random_state=0).fit_transform(X)
+    >>> sketch = NNGPSketch(act="erf", depth=2, n_components=2048, random_state=0)
+    >>> Z = sketch.fit_transform(X)
+    >>> Z.shape
+    (100, 2048)
     >>> K = nngp_kernel(X, act="erf", depth=2)
     >>> bool(np.linalg.norm(Z @ Z.T - K) / np.linalg.norm(K) < 0.05)
     True
     """
-    )
 
     _ntk = False
-    _array_api_support = True
 
     def __init__(
         self,
+        *,
         act="relu",
         depth=1,
         n_components=1024,
         degree=8,
+        method="auto",
         W_std=1.0,
         b_std=0.0,
         batch_size=None,
@@ -602,6 +655,7 @@ class NNGPSketch(_BaseNeuralSketch):
         self.depth = depth
         self.n_components = n_components
         self.degree = degree
+        self.method = method
         self.W_std = W_std
         self.b_std = b_std
         self.batch_size = batch_size
@@ -609,24 +663,63 @@ class NNGPSketch(_BaseNeuralSketch):
         self.verbose = verbose
         self.random_state = random_state
 
-    def _network(self) -> Network:
-        return fully_connected(
-            self.activation_, self.depth, self.W_std, self.b_std, self.degree
-        )
 
-
-class NTKSketch(NNGPSketch):
-    __doc__ = (
-        """Random features for the neural tangent kernel of an infinitely wide network.
+class NTKSketch(_FullyConnectedSketch):
+    """Random features for the neural tangent kernel of an infinitely wide network.
 
     ``Z = NTKSketch(...).fit_transform(X)`` satisfies ``Z @ Z.T ~ Theta``
-    where ``Theta = ntk_kernel(X, act=act, depth=depth, ...)``.  The NTK
+    where ``Theta = ntk_kernel(X, act=act, depth=depth, W_std=W_std,
+    b_std=b_std)`` is the NTK of ``[Dense, act] * depth + [Dense]``.  The NTK
     features stack the NNGP features with a degree-2 tensor sketch of the
     previous layer's NTK features and the derivative features, which share
-    the PolySketch of the activation features.
-"""
-        + _FC_DOC_PARAMS
-        + """
+    the sketches of the activation features (Han et al., 2022).
+
+    Parameters
+    ----------
+    act : str, Activation or callable, default="relu"
+        Activation: a name of :func:`sklearn_ntk.activations.available`
+        (case-insensitive: ``"relu"``, ``"ReLU"``, ``"erf"``, ...), an
+        :class:`~sklearn_ntk.activations.Activation` such as
+        ``activations.get("leaky_relu", alpha=0.1)``, or any callable.
+    depth : int, default=1
+        Number of hidden layers (nonlinearities).
+    n_components : int, default=1024
+        Number of output features.  ``fit`` refuses (``MemoryError``) a value
+        whose sketch cannot fit in this machine's memory (at least 32 bytes
+        per component to draw the sketch and transform one row).
+    degree : int, default=8
+        Highest Hermite degree of the expansion for methods ``"hermite"`` and
+        ``"sparse"``; ``"hybrid"`` keeps degrees up to ``min(degree, 2)``
+        exact and covers the rest by Monte-Carlo features of the tail;
+        ``"auto"`` picks per layer (see the user guide).
+    method : {"auto", "hermite", "hybrid", "sparse"}, default="auto"
+        Feature rule of each activation layer.  ``"hermite"``: the paper's
+        truncated Hermite expansion, PolySketches of the degrees up to
+        ``degree`` with the tail folded into the top even and odd degrees;
+        ``"hybrid"``: exact low degrees and unbiased Monte-Carlo features of
+        the rest of the expansion; ``"sparse"``: CountSketch and TensorSketch
+        in input-sparsity time (for CSR input); ``"auto"``: chosen per layer
+        from measured accuracy.
+    W_std : float, default=1.0
+        Standard deviation of the weights.
+    b_std : float, default=0.0
+        Standard deviation of the biases.
+    batch_size : int, default=None
+        Rows transformed at once; ``None`` sizes batches from scikit-learn's
+        ``working_memory``, so memory stays bounded whatever the number of rows.
+    backend : {"auto", "numpy", "cupy"}, default="auto"
+        Where ``transform`` computes.  ``"auto"`` follows the input: NumPy,
+        or with ``sklearn.set_config(array_api_dispatch=True)`` the input's
+        Array API namespace and device (CuPy, PyTorch, ...).  ``"numpy"``
+        computes on the host and ``"cupy"`` on the current CUDA device (batch
+        by batch); both return the input's type, so a GPU transform of NumPy
+        data feeds CPU-only estimators.  ``"cupy"`` raises ``ImportError``
+        without CuPy and ``RuntimeError`` without a CUDA device.
+    verbose : int, default=0
+        Report the progress of ``transform`` over batches when positive.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the sketches; pass an int for reproducible features.
+
     Attributes
     ----------
     activation_ : Activation
@@ -634,7 +727,8 @@ class NTKSketch(NNGPSketch):
     sketch_ : NetworkSketch
         The drawn feature map.
     sparse_input_ : bool
-        Whether the first layer was drawn for sparse input.
+        Whether the first layer was drawn for sparse input (CountSketch and
+        TensorSketch in input-sparsity time).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -643,7 +737,17 @@ class NTKSketch(NNGPSketch):
     See Also
     --------
     NNGPSketch : The same for the NNGP kernel.
+    CNTKSketch : The same for convolutional networks on images.
     sklearn_ntk.ntk_kernel : The exact kernel.
+
+    References
+    ----------
+    .. [1] I. Han, A. Zandieh, J. Lee, R. Novak, L. Xiao, A. Karbasi. "Fast
+       Neural Kernel Embeddings for General Activations." NeurIPS 2022.
+    .. [2] A. Jacot, F. Gabriel, C. Hongler. "Neural Tangent Kernel:
+       Convergence and Generalization in Neural Networks." NeurIPS 2018.
+    .. [3] A. Zandieh, I. Han, H. Avron, N. Shoham, C. Kim, J. Shin. "Scaling
+       Neural Tangent Kernels via Sketching and Random Features." NeurIPS 2021.
 
     Examples
     --------
@@ -658,6 +762,32 @@ class NTKSketch(NNGPSketch):
     >>> model.fit(X[:1000], y[:1000]).score(X[1000:], y[1000:]) > 0.9
     True
     """
-    )
 
     _ntk = True
+
+    def __init__(
+        self,
+        *,
+        act="relu",
+        depth=1,
+        n_components=1024,
+        degree=8,
+        method="auto",
+        W_std=1.0,
+        b_std=0.0,
+        batch_size=None,
+        backend="auto",
+        verbose=0,
+        random_state=None,
+    ):
+        self.act = act
+        self.depth = depth
+        self.n_components = n_components
+        self.degree = degree
+        self.method = method
+        self.W_std = W_std
+        self.b_std = b_std
+        self.batch_size = batch_size
+        self.backend = backend
+        self.verbose = verbose
+        self.random_state = random_state

@@ -41,8 +41,10 @@ from sklearn_ntk._backend import device as _device
 
 __all__ = ["SRHT", "CountSketch", "PolySketch", "TensorSRHT", "TensorSketch"]
 
-# scipy.fft worker threads for the NumPy path (-1: all cores).
-_FFT_WORKERS = -1
+# scipy.fft worker threads for the NumPy path: None follows the caller's
+# ``scipy.fft.set_workers`` context (1 by default), never all cores
+# implicitly, so that joblib / GridSearchCV(n_jobs=-1) do not oversubscribe.
+_FFT_WORKERS = None
 # Row chunks bound the size of the temporaries (elements per chunk x width).
 _CHUNK_ELEMS_NUMPY = 1 << 22
 _CHUNK_ELEMS_OTHER = 1 << 25

@@ -52,11 +52,18 @@ def _expected_failures(estimator):
     return {}
 
 
+# scikit-learn's checks pass rows of any width: image_shape=(1, -1, 1) reads
+# them as 1 x d x 1 signals (without it, a non-square width is refused).
+SIGNALS = dict(image_shape=(1, -1, 1))
+
+
 @parametrize_with_checks(
     [
-        CNNGPSketch(**SMALL),
-        CNTKSketch(**SMALL),
-        CNTKSketch(architecture="conv_stack", depth=1, readout="flatten", **SMALL),
+        CNNGPSketch(**SMALL, **SIGNALS),
+        CNTKSketch(**SMALL, **SIGNALS),
+        CNTKSketch(
+            architecture="conv_stack", depth=1, readout="flatten", **SMALL, **SIGNALS
+        ),
     ],
     expected_failed_checks=_expected_failures,
 )
@@ -96,17 +103,29 @@ def test_image_shape_handling_and_errors():
     X = np.random.RandomState(1).rand(5, 24)
     est = CNNGPSketch(image_shape=(2, 4, 3), **SMALL).fit(X)
     assert est.image_shape_ == (2, 4, 3)
-    assert CNNGPSketch(**SMALL).fit(X).image_shape_ == (1, 24, 1)
+    # A width that is not a perfect square has no unambiguous reading.
+    with pytest.raises(ValueError, match=r"24 features .* pass image_shape"):
+        CNNGPSketch(**SMALL).fit(X)
+    assert CNNGPSketch(image_shape=(1, -1, 1), **SMALL).fit(X).image_shape_ == (
+        1,
+        24,
+        1,
+    )
+    assert CNNGPSketch(image_shape=(2, 4, -1), **SMALL).fit(X).image_shape_ == (2, 4, 3)
     assert CNNGPSketch(**SMALL).fit(X[:, :16]).image_shape_ == (4, 4, 1)
     assert CNNGPSketch(image_shape=(4, 6), **SMALL).fit(X).image_shape_ == (4, 6, 1)
     with pytest.raises(ValueError, match="image_shape"):
         CNNGPSketch(image_shape=(5, 5, 1)).fit(X)
     with pytest.raises(ValueError, match="image_shape"):
         CNNGPSketch(image_shape=(2, 0, 12)).fit(X)
+    with pytest.raises(ValueError, match="image_shape"):
+        CNNGPSketch(image_shape=(5, -1, 1)).fit(X)  # 24 is not 5 * k
+    with pytest.raises(ValueError, match="image_shape"):
+        CNNGPSketch(image_shape=(-1, -1, 1)).fit(X)
     with pytest.raises(ValueError, match="Myrtle depth"):
-        CNNGPSketch(depth=3).fit(X)
+        CNNGPSketch(depth=3).fit(X[:, :16])
     with pytest.raises(ValueError, match="architecture"):
-        CNNGPSketch(architecture="resnet").fit(X)
+        CNNGPSketch(architecture="resnet").fit(X[:, :16])
     with pytest.raises(ValueError, match="features"):
         est.transform(X[:, :20])
 
@@ -155,3 +174,64 @@ def test_digits_cv_close_to_exact():
         coef = np.linalg.solve(K[np.ix_(tr, tr)] + alpha * np.eye(len(tr)), T)
         acc_e.append(np.mean(np.argmax(K[np.ix_(te, tr)] @ coef, axis=1) == y[te]))
     assert np.mean(acc_s) >= np.mean(acc_e) - 0.01
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("cls", [CNNGPSketch, CNTKSketch])
+def test_image_arrays_match_flat_rows(cls):
+    """(n, H, W, C) and (n, H, W) arrays give the features of their flat rows."""
+    rng = np.random.RandomState(0)
+    X4 = rng.rand(6, 5, 4, 3)
+    flat = X4.reshape(6, -1)
+    est = cls(random_state=0, **SMALL).fit(X4)
+    assert est.image_shape_ == (5, 4, 3) and est.n_features_in_ == 60
+    ref = cls(image_shape=(5, 4, 3), random_state=0, **SMALL).fit(flat)
+    # The same float operations on the same values: bit-identical by design.
+    np.testing.assert_array_equal(est.transform(X4), ref.transform(flat))
+    np.testing.assert_array_equal(est.transform(flat), ref.transform(flat))
+    names = est.get_feature_names_out()
+    assert names[0] == f"{cls.__name__.lower()}0" and len(names) == 64
+    # image_shape, when given, must match the images.
+    assert cls(image_shape=(5, 4, 3), **SMALL).fit(X4).image_shape_ == (5, 4, 3)
+    with pytest.raises(ValueError, match="does not match"):
+        cls(image_shape=(4, 5, 3), **SMALL).fit(X4)
+    # Images of another shape at transform, even with the same width.
+    with pytest.raises(ValueError, match=r"images of shape \(4, 5, 3\)"):
+        est.transform(X4.reshape(6, 4, 5, 3))
+    # Single-channel images, (n, H, W).
+    X3 = rng.rand(6, 7, 7)
+    est3 = cls(random_state=0, **SMALL).fit(X3)
+    assert est3.image_shape_ == (7, 7, 1) and est3.n_features_in_ == 49
+    np.testing.assert_array_equal(est3.transform(X3), est3.transform(X3.reshape(6, 49)))
+    np.testing.assert_array_equal(est3.transform(X3), est3.transform(X3[..., None]))
+    with pytest.raises(ValueError, match=r"dim 5|dimension"):
+        est3.transform(X3[:, None, :, :, None])
+
+
+def test_cifar_size_rows_without_shape_are_refused():
+    """Rows of 32 x 32 x 3 values are not read as 1 x 3072 x 1 images."""
+    X = np.random.RandomState(0).rand(2, 3072)
+    with pytest.raises(ValueError, match=r"image_shape=\(32, 32, 3\)"):
+        CNTKSketch(**SMALL).fit(X)
+    est = CNTKSketch(image_shape=(32, 32, 3), **SMALL).fit(X)
+    assert est.image_shape_ == (32, 32, 3)
+
+
+@pytest.mark.smoke
+def test_n_channels_auto_follows_n_components():
+    """n_channels="auto" (the default) derives the hidden width from
+    n_components, so that tuning n_components tunes the accuracy; an explicit
+    width is kept.  The accuracy itself: benchmarks/bench_cntk_components.py."""
+    from sklearn_ntk.conv_estimators import auto_channels
+
+    assert CNTKSketch().n_channels == "auto"
+    widths = [auto_channels(m) for m in (1, 512, 1024, 4096, 8192, 1 << 20)]
+    assert widths == [32, 32, 64, 256, 512, 1024]
+    X = np.random.RandomState(0).rand(3, 16)
+    for m in (512, 2048):
+        est = CNTKSketch(n_components=m, random_state=0).fit(X)
+        assert est.n_channels_ == auto_channels(m)
+        assert est._min_bytes_per_row() >= 8 * 16 * 9 * est.n_channels_
+    assert CNTKSketch(n_components=2048, n_channels=24).fit(X).n_channels_ == 24
+    with pytest.raises(ValueError, match="'n_channels' parameter"):
+        CNTKSketch(n_channels="wide").fit(X)

@@ -162,7 +162,12 @@ def test_image_inputs_and_shapes():
         cnngp_kernel(X3.reshape(3, 25), architecture="conv_stack", depth=1),
     )
     assert infer_image_shape(64) == (8, 8, 1)
-    assert infer_image_shape(10) == (1, 10, 1)
+    # Any other width is ambiguous: refused, asking for image_shape.
+    with pytest.raises(ValueError, match=r"10 features .* pass image_shape"):
+        infer_image_shape(10)
+    with pytest.raises(ValueError, match=r"image_shape=\(32, 32, 3\)"):
+        cnngp_kernel(np.ones((1, 3072)))
+    assert as_images(np.ones((2, 10)), (1, -1, 1)).shape == (2, 1, 10, 1)
     assert as_images(np.ones((2, 6)), (2, 3)).shape == (2, 2, 3, 1)
     with pytest.raises(ValueError, match="image_shape"):
         cnngp_kernel(flat, image_shape=(5, 4, 2))
@@ -183,7 +188,7 @@ def test_small_and_1d_images_myrtle():
     rng = np.random.RandomState(3)
     X = rng.randn(5, 7)  # read as 1 x 7 x 1 images
     for fn in (cnngp_kernel, cntk_kernel):
-        K = fn(X, architecture="myrtle", depth=7)
+        K = fn(X, architecture="myrtle", depth=7, image_shape=(1, -1, 1))
         assert np.all(np.isfinite(K))
         np.testing.assert_array_equal(K, K.T)  # symmetrized by design
         assert np.linalg.eigvalsh(K).min() > -1e-10 * np.abs(K).max()

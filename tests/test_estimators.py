@@ -214,3 +214,80 @@ def test_invalid_parameters():
     est = NNGPSketch(n_components=8).fit(X)
     with pytest.raises(ValueError, match="features"):
         est.transform(np.ones((2, X.shape[1] + 1)))
+
+
+# ------------------------------------------------ one base, one table, method
+def _all_estimators():
+    from sklearn_ntk import CNNGPSketch, CNTKSketch
+
+    return [NNGPSketch, NTKSketch, CNNGPSketch, CNTKSketch]
+
+
+@pytest.mark.smoke
+def test_public_estimators_share_one_base_and_one_table():
+    import inspect
+
+    from sklearn_ntk.estimators import _PARAMETERS, _BaseNeuralSketch
+
+    classes = _all_estimators()
+    for cls in classes:
+        assert issubclass(cls, _BaseNeuralSketch)
+        # Public estimators never subclass one another.
+        assert not any(issubclass(cls, other) for other in classes if other is not cls)
+        # Keyword-only __init__ that stores its parameters untouched.
+        params = inspect.signature(cls.__init__).parameters
+        assert all(
+            p.kind is inspect.Parameter.KEYWORD_ONLY
+            for name, p in params.items()
+            if name != "self"
+        )
+        with pytest.raises(TypeError):
+            cls("relu")
+        # The constraints are the entries of the one table, for every parameter.
+        est = cls()
+        assert set(cls._parameter_constraints) == set(est.get_params())
+        for name, constraint in cls._parameter_constraints.items():
+            assert constraint is _PARAMETERS[name]
+        # One fit: the base's.
+        assert "fit" not in cls.__dict__ and "transform" not in cls.__dict__
+
+
+def _fit_data(cls):
+    rng = np.random.RandomState(0)
+    return rng.rand(4, 16) if cls.__name__.startswith("C") else rng.randn(4, 5)
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("method", ["auto", "hermite", "hybrid", "sparse"])
+def test_method_is_validated_stored_and_reaches_the_layers(method):
+    from sklearn_ntk.layers.dense import Elementwise
+
+    for cls in _all_estimators():
+        est = cls(method=method, n_components=16, random_state=0)
+        assert est.get_params()["method"] == method
+        est.fit(_fit_data(cls))
+        layers = [la for la in est._network().layers if isinstance(la, Elementwise)]
+        assert layers and all(la.method == method for la in layers)
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("bad", ["Hermite", "exact", "", 3, None])
+def test_invalid_method_is_refused_naming_it(bad):
+    for cls in _all_estimators():
+        with pytest.raises(ValueError, match="'method' parameter"):
+            cls(method=bad, n_components=16).fit(_fit_data(cls))
+
+
+def test_methods_are_registered_in_one_place():
+    """A strategy added to estimators.METHODS is accepted by every estimator."""
+    from sklearn_ntk import estimators
+
+    for cls in _all_estimators():
+        with pytest.raises(ValueError, match="'method' parameter"):
+            cls(method="homogeneous")._validate_params()
+    estimators.METHODS.add("homogeneous")
+    try:
+        for cls in _all_estimators():
+            cls(method="homogeneous")._validate_params()
+    finally:
+        estimators.METHODS.discard("homogeneous")

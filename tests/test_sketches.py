@@ -339,3 +339,63 @@ def test_tensor_srht_shared_linear_part_is_unbiased():
     for samples, target in ((lin, u @ v), (ten, (u @ v) * (a @ b))):
         se = np.std(samples) / np.sqrt(len(samples))
         assert abs(np.mean(samples) - target) < 5 * se
+
+
+@pytest.fixture
+def fft_workers(monkeypatch):
+    """Record the worker count each scipy.fft call of the sketches runs with."""
+    import scipy.fft
+
+    seen = []
+
+    def recording(fn):
+        def wrapped(*args, workers=None, **kwargs):
+            # The count scipy uses: the explicit argument, else the context's.
+            seen.append(scipy.fft.get_workers() if workers is None else workers)
+            return fn(*args, workers=workers, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(scipy.fft, "rfft", recording(scipy.fft.rfft))
+    monkeypatch.setattr(scipy.fft, "irfft", recording(scipy.fft.irfft))
+    return seen
+
+
+def test_fft_workers_follow_the_caller(fft_workers):
+    """One FFT thread by default, scipy.fft.set_workers where the caller sets it:
+    never all cores implicitly (GridSearchCV(n_jobs=-1) would oversubscribe)."""
+    import scipy.fft
+
+    from sklearn_ntk import CNTKSketch, NTKSketch
+
+    X = np.random.RandomState(0).randn(6, 9)
+    S = sp.random(6, 40, density=0.2, format="csr", random_state=0)
+    cases = [
+        lambda: SRHT(9, 16, random_state=0)(X),
+        lambda: TensorSketch(40, degree=2, n_components=16, random_state=0)(S),
+        lambda: NTKSketch(n_components=32, random_state=0).fit_transform(X),
+        lambda: CNTKSketch(n_components=32, n_channels=8, random_state=0).fit_transform(
+            X
+        ),
+    ]
+    for run in cases:
+        fft_workers.clear()
+        run()
+        assert fft_workers and set(fft_workers) == {1}
+        fft_workers.clear()
+        with scipy.fft.set_workers(2):
+            run()
+        assert fft_workers and set(fft_workers) == {2}
+
+
+def test_main_threads_sets_fft_workers(fft_workers):
+    """The command line's --threads reaches the sketches' FFTs."""
+    import scipy.fft
+
+    from sklearn_ntk.__main__ import _threads
+
+    with _threads(3):
+        assert scipy.fft.get_workers() == 3
+        SRHT(9, 16, random_state=0)(np.ones((2, 9)))
+    assert set(fft_workers) == {3}
+    assert scipy.fft.get_workers() == 1
