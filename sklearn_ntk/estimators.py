@@ -8,7 +8,7 @@ parameters describe; ``transform`` runs it over row batches.
 from __future__ import annotations
 
 import time
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,6 +24,7 @@ from sklearn.utils import gen_batches
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _dask, _validation
+from . import homogeneous as _homogeneous  # homogeneous wiring (issue 13)
 from ._backend import (
     BACKENDS,
     Interval,
@@ -57,6 +58,13 @@ from .networks import Network, fully_connected
 
 __all__ = ["NNGPSketch", "NTKSketch"]
 
+# --- homogeneous wiring (issue 13) -----------------------------------------
+#: Feature rules of NNGPSketch / NTKSketch: "layerwise" (the network sketch,
+#: layer by layer) or "homogeneous" (one sketch of the whole network for a
+#: positively homogeneous activation, sklearn_ntk.homogeneous).
+METHODS = ("layerwise", "homogeneous")
+# ---------------------------------------------------------------------------
+
 
 class _BaseNeuralSketch(
     ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
@@ -81,7 +89,12 @@ class _BaseNeuralSketch(
         # (StrOptions is case-sensitive).
         "act": [str, Activation, callable],
         "depth": [Interval(Integral, 0, None, closed="left")],
-        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),  # homogeneous wiring (issue 13)
+        ],
+        "method": [StrOptions(set(METHODS))],  # homogeneous wiring (issue 13)
+        "alpha": [Interval(Real, 0, None, closed="neither")],  # (issue 13)
         "degree": [Interval(Integral, 1, None, closed="left")],
         "W_std": STD,
         "b_std": STD,
@@ -144,11 +157,20 @@ class _BaseNeuralSketch(
             self._fit_probe = xp.zeros(0, dtype=X.dtype, device=dev)
         network = self._network()
         check_reference_scales(network, self._ntk, type(self).__name__)
+        # --- homogeneous wiring (issue 13) ---------------------------------
+        method = getattr(self, "method", "layerwise")
+        self.n_components_ = _homogeneous.resolve_n_components(self, X, method)
+        if method == "homogeneous":
+            self._check_memory_one_row()
+            self.sketch_ = _homogeneous.estimator_sketch(self, X)
+            self._fitted_params = self._structural_params()
+            return self
+        # --------------------------------------------------------------------
         self._check_memory_one_row()
         with _naming_memory(self):
             self.sketch_ = network.sketch(
                 self.n_features_in_,
-                self.n_components,
+                self.n_components_,
                 ntk=self._ntk,
                 random_state=self.random_state,
                 sparse=self.sparse_input_,
@@ -186,7 +208,14 @@ class _BaseNeuralSketch(
         Measured with tracemalloc (depth 1, dense and sparse input, NNGP and
         NTK, degrees 2 and 8): at least 4 float64 arrays of n_components.
         """
-        return 32.0 * self.n_components
+        return 32.0 * self._n_out()
+
+    def _n_out(self) -> int:
+        # homogeneous wiring (issue 13): n_components may be "auto"; the
+        # drawn sketch's width once fitted.
+        if hasattr(self, "sketch_"):
+            return int(self.sketch_.n_components)
+        return int(getattr(self, "n_components_", self.n_components))
 
     def _check_memory_one_row(self) -> None:
         check_memory(
@@ -207,7 +236,7 @@ class _BaseNeuralSketch(
 
     def _per_row_bytes(self) -> float:
         """Estimated working memory of one row in a batch (see ``_batch_rows``)."""
-        return 8.0 * self.n_components * (self.degree + 6)
+        return 8.0 * self._n_out() * (self.degree + 6)
 
     def transform(self, X: Any, *, out: Any = None) -> Any:
         """Map ``X`` to features whose inner products approximate the kernel.
@@ -282,7 +311,7 @@ class _BaseNeuralSketch(
             X = sp.csr_matrix(_backend_to_numpy(X))
             sparse = True
         xp, _, dev = (np, False, None) if sparse else get_namespace_and_device(X)
-        n, m = X.shape[0], self.n_components
+        n, m = X.shape[0], self._n_out()
         rows_per_batch = self._batch_rows()
         if self.batch_size is None:
             # working_memory can exceed what this machine has: keep an
@@ -350,9 +379,8 @@ class _BaseNeuralSketch(
         if allocate_out:
             itemsize = 4 if "float32" in str(X.dtype) else 8
             check_memory(
-                batch + float(n) * self.n_components * itemsize,
-                f"{name}.transform of {n} rows into a new {n} x {self.n_components} "
-                "output",
+                batch + float(n) * self._n_out() * itemsize,
+                f"{name}.transform of {n} rows into a new {n} x {self._n_out()} output",
                 "transform fewer rows at a time, pass out=np.memmap(...), or lower "
                 "n_components.",
             )
@@ -495,8 +523,9 @@ _FC_DOC_PARAMS = """
         ``activations.get("leaky_relu", alpha=0.1)``, or any callable.
     depth : int, default=1
         Number of hidden layers (nonlinearities).
-    n_components : int, default=1024
-        Number of output features.  ``fit`` refuses (``MemoryError``) a value
+    n_components : int or "auto", default=1024
+        Number of output features (``"auto"``: with ``method="homogeneous"``,
+        chosen at fit from ``alpha``; see ``n_components_``).  ``fit`` refuses (``MemoryError``) a value
         whose sketch cannot fit in this machine's memory (at least 32 bytes
         per component to draw the sketch and transform one row).
     degree : int, default=8
@@ -530,6 +559,20 @@ _FC_DOC_PARAMS = """
         Report the progress of ``transform`` over batches when positive.
     random_state : int, RandomState instance or None, default=None
         Seeds the sketches; pass an int for reproducible features.
+    method : {"layerwise", "homogeneous"}, default="layerwise"
+        Feature rule.  ``"layerwise"`` sketches the network layer by layer.
+        ``"homogeneous"`` (positively homogeneous activations: relu,
+        leaky_relu, abs, step, sign, monomials, rectified monomials,
+        exp_normalized; ``b_std=0`` unless ``depth <= 1``) sketches the
+        whole network at once from the Taylor series of its kernel in the
+        input correlation (:mod:`sklearn_ntk.homogeneous`); ``degree`` is
+        then the highest series degree that gets features, CSR input runs
+        in input-sparsity time, and ``n_components="auto"`` is allowed.
+    alpha : float, default=1.0
+        Ridge of the downstream model, used only by ``n_components="auto"``
+        (the number of features follows the statistical dimension
+        ``tr(K (K + alpha I)^-1)``, estimated from a pilot sketch, for a
+        0.5-accurate spectral embedding of ``K + alpha I``).
 """
 
 
@@ -555,6 +598,9 @@ class NNGPSketch(_BaseNeuralSketch):
     sparse_input_ : bool
         Whether the first layer was drawn for sparse input (CountSketch and
         TensorSketch in input-sparsity time).
+    n_components_ : int
+        The requested number of features (``n_components``, or the value
+        ``"auto"`` chose).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -597,7 +643,11 @@ class NNGPSketch(_BaseNeuralSketch):
         backend="auto",
         verbose=0,
         random_state=None,
+        method="layerwise",
+        alpha=1.0,
     ):
+        self.method = method  # homogeneous wiring (issue 13)
+        self.alpha = alpha  # homogeneous wiring (issue 13)
         self.act = act
         self.depth = depth
         self.n_components = n_components
