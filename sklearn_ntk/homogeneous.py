@@ -64,6 +64,7 @@ __all__ = [
     "HomogeneousSketch",
     "choose_n_components",
     "homogeneous_series",
+    "statistical_dimension_of_kernel",
 ]
 
 # Internal degree of the composed series (the kept degree q is far below it):
@@ -75,7 +76,7 @@ _TAIL_TOL = 1e-4
 # Fewest features a kept degree may get (else its mass is folded lower).
 _MIN_FEATURES = 32
 # Constant of the auto dimension: m = ceil(_AUTO_FACTOR s_lambda / eps^2).
-_AUTO_FACTOR = 2.0
+_AUTO_FACTOR = 6.0
 
 
 # ------------------------------------------------------------ validation
@@ -437,7 +438,7 @@ class HomogeneousSketch:
         NTK instead of NNGP features.
     W_std, b_std : float, default=1.0, 0.0
         Weight and bias standard deviations.
-    max_degree : int, default=32
+    max_degree : int, default=8
         Highest degree of the series that gets features (the truncation
         degree ``degree_`` is chosen from the coefficient tail, up to this).
     sparse : bool, default=False
@@ -480,7 +481,7 @@ class HomogeneousSketch:
         ntk: bool = False,
         W_std: float = 1.0,
         b_std: float = 0.0,
-        max_degree: int = 32,
+        max_degree: int = 8,
         sparse: bool = False,
         random_state: Any = None,
     ):
@@ -494,12 +495,21 @@ class HomogeneousSketch:
         self.has_bias_ = self.b_std != 0.0
         # The constant bias feature of the readout (depth >= 1).
         self._readout_bias = self.has_bias_ and self.depth >= 1
-        budget = n_components - 1 - int(self._readout_bias)
-        if budget < 1:
-            raise ValueError(
-                f"n_components must be >= {2 + int(self._readout_bias)} for "
-                f'method="homogeneous", got {n_components}.'
+        if n_components < 1:
+            raise ValueError(f"n_components must be >= 1, got {n_components}.")
+        rng = check_random_state(random_state)
+        # Below one exact constant plus one sketched feature (plus the bias),
+        # the features are drawn at that width and CountSketched down to
+        # n_components (random signs: still unbiased).
+        n_min = 2 + int(self._readout_bias)
+        self._compress = None
+        if n_components < n_min:
+            C = np.zeros((n_min, n_components))
+            C[np.arange(n_min), rng.randint(0, n_components, n_min)] = (
+                rng.randint(0, 2, n_min) * 2.0 - 1.0
             )
+            self._compress = C
+        budget = max(n_components, n_min) - 1 - int(self._readout_bias)
         self.series_ = homogeneous_series(
             self.act,
             self.depth,
@@ -513,12 +523,17 @@ class HomogeneousSketch:
         self.coef_ = self.series_.folded(q)
         self.tail_mass_ = self.series_.tail_mass(q) / self.series_.total_plus
         d_in = self.input_width_
-        exact = {} if self.sparse else {1: d_in, 2: d_in * (d_in + 1) // 2}
+        # Exact degrees 1 and 2 (zero variance) when their share of the budget
+        # covers their width (sparse rows are densified for them only).
+        exact = {1: d_in, 2: d_in * (d_in + 1) // 2}
         widths, self.exact_degrees_ = allocate_features(self.coef_, budget, exact)
         widths[0] = 1
         self.widths_ = widths
-        self.n_components = int(widths.sum()) + int(self._readout_bias)
-        rng = check_random_state(random_state)
+        self.n_components = (
+            n_components
+            if self._compress is not None
+            else int(widths.sum()) + int(self._readout_bias)
+        )
         tree_widths = {p: int(m) for p, m in enumerate(widths) if p >= 1 and m > 0}
         for p in self.exact_degrees_:
             tree_widths.pop(p)
@@ -593,6 +608,12 @@ class HomogeneousSketch:
             outs = self._tree(lambda s: leaves[s])
             if self._first is not None:
                 outs[1] = self._first(U)
+            if self.exact_degrees_:
+                Ud = U.toarray()
+                if 1 in self.exact_degrees_:
+                    outs[1] = Ud
+                if 2 in self.exact_degrees_:
+                    outs[2] = _symmetric_square(Ud, np)
         else:
             U = Xa / xp.astype(safe, dtype)[:, None]
             outs = self._tree(lambda s: U)
@@ -619,7 +640,33 @@ class HomogeneousSketch:
             blocks.append(outs[p] * (R * float(math.sqrt(self.coef_[p]))))
         if self._readout_bias:
             blocks.append(xp.full_like(R, self.b_std))
-        return xp.concat(blocks, axis=1)
+        Z = xp.concat(blocks, axis=1)
+        if self._compress is not None:
+            C = xp.asarray(self._compress, dtype=dtype, device=_device(Z))
+            Z = Z @ C
+        return Z
+
+    def exact_kernel(self, X: Any) -> np.ndarray:
+        """The exact kernel ``R(x) R(y) κ_L(ρ) (+ b²)`` of the rows of ``X``
+        (NumPy float64), from the closed-form duals layer by layer."""
+        Xa = self._augment(X.astype(np.float64))
+        G = Xa @ Xa.T
+        G = G.toarray() if sp.issparse(G) else np.asarray(G)
+        norm = np.sqrt(np.maximum(np.diag(G), 0.0))
+        self._check_zero_rows(norm, np)
+        safe = np.where(norm > 0, norm, 1.0)
+        rho = np.clip(G / safe[:, None] / safe[None, :], -1.0, 1.0)
+        np.fill_diagonal(rho, np.where(norm > 0, 1.0, 0.0))
+        k_pow = self.series_.exponent
+        R = np.where(
+            norm > 0, np.exp(self.series_.log_scale + k_pow * np.log(safe)), 0.0
+        )
+        K = (
+            R[:, None]
+            * R[None, :]
+            * exact_series_value(self.act, self.depth, self.ntk, rho)
+        )
+        return K + self.b_std**2 if self._readout_bias else K
 
     def _check_zero_rows(self, norm: Any, xp: Any) -> None:
         if self.series_.exponent == 0 and self.depth >= 1:
@@ -633,22 +680,15 @@ class HomogeneousSketch:
 
 
 # ------------------------------------------------------------ auto dimension
-def statistical_dimension(Z: Any, alpha: float, n_total: int | None = None) -> float:
-    """``tr(K (K + alpha I)^-1)`` of ``K = Z Z^T`` from the Gram ``Z^T Z``.
-
-    With ``n_total`` > ``Z.shape[0]`` (``Z``: a uniform subsample of rows) the
-    eigenvalues are scaled by ``n_total / n_rows`` (the subsample's Gram
-    estimates ``n_rows / n_total`` times the full one).
-    """
-    Z = np.asarray(Z, dtype=np.float64)
-    ev = (
-        np.linalg.eigvalsh(Z.T @ Z)
-        if Z.shape[0] > Z.shape[1]
-        else np.linalg.eigvalsh(Z @ Z.T)
-    )
-    ev = np.maximum(ev, 0.0)
-    if n_total is not None:
-        ev = ev * (n_total / Z.shape[0])
+def statistical_dimension_of_kernel(
+    K: np.ndarray, alpha: float, n_total: int | None = None
+) -> float:
+    """``tr(K (K + alpha I)^-1)``; with ``n_total`` > ``len(K)`` (``K``: the
+    kernel of a uniform subsample of rows) the eigenvalues are scaled by
+    ``n_total / len(K)``, the Nystrom estimate of the full spectrum."""
+    ev = np.maximum(np.linalg.eigvalsh(np.asarray(K, dtype=np.float64)), 0.0)
+    if n_total is not None and n_total > len(K):
+        ev = ev * (n_total / len(K))
     return float(np.sum(ev / (ev + alpha)))
 
 
@@ -662,17 +702,19 @@ def choose_n_components(
     b_std: float = 0.0,
     alpha: float = 1.0,
     eps: float = 0.5,
-    n_pilot: int = 1024,
     max_rows: int = 2000,
     max_components: int = 1 << 16,
     random_state: Any = None,
 ) -> tuple[int, float]:
     """Number of features for a ``(1 ± eps)`` embedding of ``K + alpha I``.
 
-    The statistical dimension ``s = tr(K (K + alpha I)^-1)`` is estimated
-    from a pilot sketch (``n_pilot`` features of the same network) of at
-    most ``max_rows`` uniformly sampled rows, and
-    ``m = ceil(2 s / eps²)`` (the constant measured in
+    The statistical dimension ``s = tr(K (K + alpha I)^-1)`` is computed
+    from the exact kernel (cheap for homogeneous duals: one Gram matrix and
+    the closed-form dual per entry) of at most ``max_rows`` uniformly sampled
+    rows: exact when ``n_samples <= max_rows``, else the Nystrom estimate
+    (eigenvalues scaled by ``n_samples / max_rows``, which undercounts a
+    spectrum with a long flat tail).  Then
+    ``m = ceil(6 s / eps²)`` (the constant measured in
     ``benchmarks/bench_homogeneous.py``), clipped to
     ``[64, max_components]``.
 
@@ -685,8 +727,8 @@ def choose_n_components(
         Ridge of the downstream model (``lambda`` of ``K + lambda I``).
     eps : float, default=0.5
         Target spectral accuracy.
-    n_pilot, max_rows, max_components : int
-        Pilot width, pilot rows and largest answer.
+    max_rows, max_components : int
+        Rows of the pilot kernel, and largest answer.
     random_state : int, RandomState instance or None
 
     Returns
@@ -711,20 +753,18 @@ def choose_n_components(
     rng = check_random_state(random_state)
     n = X.shape[0]
     rows = np.sort(rng.choice(n, size=min(n, max_rows), replace=False))
-    Xs = X[rows]
-    pilot = HomogeneousSketch(
+    sketch = HomogeneousSketch(
         act,
         depth,
         X.shape[1],
-        n_pilot,
+        2,
         ntk=ntk,
         W_std=W_std,
         b_std=b_std,
-        sparse=sp.issparse(X),
-        random_state=rng,
+        max_degree=1,
     )
-    Z = np.asarray(pilot(Xs), dtype=np.float64)
-    s = statistical_dimension(Z, float(alpha), n_total=n)
+    K = sketch.exact_kernel(X[rows])
+    s = statistical_dimension_of_kernel(K, float(alpha), n_total=n)
     m = math.ceil(_AUTO_FACTOR * s / eps**2)
     return int(min(max(m, 64), max_components)), s
 
