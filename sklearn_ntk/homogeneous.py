@@ -44,6 +44,7 @@ duals (the ReLU NTK Sketch of Zandieh et al. 2021 is its relu case).
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -240,8 +241,23 @@ def homogeneous_series(
     depth = int(depth)
     if depth < 0:
         raise ValueError(f"depth must be >= 0, got {depth}.")
-    k = check_homogeneous(act, depth, b_std, ntk)
-    n = int(n_terms)
+    check_homogeneous(act, depth, b_std, ntk)
+    if not W_std > 0:
+        raise ValueError(
+            f'method="homogeneous" needs W_std > 0, got {W_std!r} (W_std=0 makes '
+            "the kernel constant); use another method."
+        )
+    try:
+        hash(act)
+    except TypeError:  # unhashable parameters: no cache
+        return _series(act, depth, bool(ntk), float(W_std), int(n_terms))
+    return _cached_series(act, depth, bool(ntk), float(W_std), int(n_terms))
+
+
+def _series(
+    act: Activation, depth: int, ntk: bool, W_std: float, n: int
+) -> HomogeneousSeries:
+    k = int(act.homogeneous_degree)
     identity = np.zeros(n + 1)
     identity[1] = 1.0
     kappa, tau = identity, identity
@@ -256,14 +272,21 @@ def homogeneous_series(
             log_scale = math.log(W_std) + 0.5 * math.log(f1) + k * log_scale
             exponent *= k
     ends = exact_series_value(act, depth, ntk, np.array([1.0, -1.0]))
+    coef = np.maximum(tau if ntk else kappa, 0.0)
+    coef.setflags(write=False)
     return HomogeneousSeries(
-        coef=np.maximum(tau if ntk else kappa, 0.0),
+        coef=coef,
         total_plus=float(ends[0]),
         total_minus=float(ends[1]),
         degree=k,
         log_scale=log_scale,
         exponent=exponent,
     )
+
+
+# Sketches drawn again and again (seeds, grid searches) share their series;
+# the result is frozen and its array is never written.
+_cached_series = functools.lru_cache(maxsize=64)(_series)
 
 
 # ------------------------------------------------------------ allocation
