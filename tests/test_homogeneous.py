@@ -264,3 +264,22 @@ def test_sklearn_compatible_homogeneous(estimator, check):
     from conftest import run_estimator_check
 
     run_estimator_check(estimator, check)
+
+
+def test_single_feature_unbiased():
+    # n_components=1: the two drawn features are combined with random signs.
+    # Mean over 400 draws within 5 standard errors of the folded kernel.
+    rng = np.random.RandomState(2)
+    X = rng.randn(2, 6)
+    vals = []
+    for seed in range(400):
+        S = HomogeneousSketch("relu", 1, 6, 1, random_state=seed)
+        Z = S(X)
+        assert Z.shape == (2, 1)
+        vals.append(float(Z[0, 0] * Z[1, 0]))
+    G = X @ X.T / 6
+    nrm = np.sqrt(np.diag(G))
+    R = np.exp(S.series_.log_scale) * nrm
+    target = R[0] * R[1] * S.series_(G[0, 1] / nrm[0] / nrm[1], S.degree_)
+    se = np.std(vals, ddof=1) / math.sqrt(len(vals))
+    assert abs(np.mean(vals) - target) <= 5 * se
