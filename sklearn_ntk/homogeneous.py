@@ -76,6 +76,9 @@ _N_TERMS = 256
 _TAIL_TOL = 1e-4
 # Fewest features a kept degree may get (else its mass is folded lower).
 _MIN_FEATURES = 32
+# A degree gets its exact features once its share of the budget reaches this
+# fraction of their width (exact features have no variance at all).
+_EXACT_SHARE = 0.5
 # Constant of the auto dimension: m = ceil(_AUTO_FACTOR s_lambda / eps^2).
 _AUTO_FACTOR = 6.0
 
@@ -304,7 +307,7 @@ def allocate_features(
     ``m_n ~ c_n sqrt(v_n)`` (Lagrange), at least ``_MIN_FEATURES`` for every
     degree with ``c_n > 0`` (when the budget allows).  ``exact`` maps a degree
     to the width of its exact (zero-variance) features; a degree whose share
-    reaches that width gets it exactly, and the rest is shared again.
+    reaches half that width gets it exactly, and the rest is shared again.
     Returns ``m`` of length ``len(c)`` with ``m[0] = 0`` (degree 0 is one
     exact feature, outside the budget) and the set of exact degrees;
     ``m.sum() == budget`` unless every degree is exact.
@@ -319,7 +322,11 @@ def allocate_features(
         idx = np.array(free)
         score = c[idx] * np.sqrt(_variance_factor(idx))
         share = left * score / score.sum()
-        fits = [p for p, s in zip(free, share) if p in exact and s >= exact[p]]
+        fits = [
+            p
+            for p, s in zip(free, share)
+            if p in exact and s >= _EXACT_SHARE * exact[p]
+        ]
         if not fits:
             break
         for p in fits:  # exact features are cheaper than their share
