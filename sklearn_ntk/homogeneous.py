@@ -79,6 +79,8 @@ _MIN_FEATURES = 32
 # A degree gets its exact features once its share of the budget reaches this
 # fraction of their width (exact features have no variance at all).
 _EXACT_SHARE = 0.5
+# Temporaries of one row chunk, in floats (128 MiB in float64).
+_CHUNK_FLOATS = 1 << 24
 # Constant of the auto dimension: m = ceil(_AUTO_FACTOR s_lambda / eps^2).
 _AUTO_FACTOR = 6.0
 
@@ -604,6 +606,17 @@ class HomogeneousSketch:
             X = xp.concat([X, col], axis=1)
         return X
 
+    def _row_floats(self) -> int:
+        """Floats of the temporaries of one row (leaves, tree spreads, output)."""
+        n_leaves = len(self._leaves) if self._leaves else 1
+        nodes = len(self._tree.nodes) + len(self._tree.outputs)
+        return int(
+            n_leaves * self.leaf_width_
+            + 4 * nodes * (self._tree.internal + 2)
+            + 2 * self.n_components
+            + 2 * self.input_width_
+        )
+
     def __call__(self, X: Any) -> Any:
         """Features of the rows of ``X`` (dense of any namespace, or CSR)."""
         if X.shape[1] != self.n_features:
@@ -611,6 +624,23 @@ class HomogeneousSketch:
                 f"X has {X.shape[1]} features, but the sketch was drawn for "
                 f"n_features={self.n_features}."
             )
+        # Row chunks keep the temporaries near 2**24 floats (linear time in
+        # n, bounded memory whatever the caller's batch).
+        step = max(1, _CHUNK_FLOATS // self._row_floats())
+        n = X.shape[0]
+        if n <= step:
+            return self._features(X)
+        parts = [
+            self._features(
+                X[a : min(n, a + step)] if sp.issparse(X) else X[a : a + step, ...]
+            )
+            for a in range(0, n, step)
+        ]
+        if sp.issparse(X):
+            return np.concatenate(parts, axis=0)
+        return get_namespace(parts[0])[0].concat(parts, axis=0)
+
+    def _features(self, X: Any) -> Any:
         sparse = sp.issparse(X)
         if sparse and not self.sparse:
             X = X.toarray()

@@ -283,3 +283,16 @@ def test_single_feature_unbiased():
     target = R[0] * R[1] * S.series_(G[0, 1] / nrm[0] / nrm[1], S.degree_)
     se = np.std(vals, ddof=1) / math.sqrt(len(vals))
     assert abs(np.mean(vals) - target) <= 5 * se
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_row_chunks_same_features(sparse, monkeypatch):
+    import sklearn_ntk.homogeneous as hom
+
+    X = np.random.RandomState(0).randn(50, 7)
+    Xin = sp.csr_matrix(X) if sparse else X
+    S = HomogeneousSketch("relu", 2, 7, 300, ntk=True, sparse=sparse, random_state=0)
+    ref = S(Xin)
+    monkeypatch.setattr(hom, "_CHUNK_FLOATS", S._row_floats() * 7)  # 8 chunks
+    # Rows are independent; chunks may change the FFT batch, so to reordering.
+    assert_allclose_reordered(S(Xin), ref)
