@@ -614,7 +614,9 @@ class HomogeneousSketch:
             n_leaves * self.leaf_width_
             + 4 * nodes * (self._tree.internal + 2)
             + 2 * self.n_components
-            + 2 * self.input_width_
+            # Dense rows (and sparse ones densified for exact degrees) are
+            # part of the chunk; CSR rows otherwise cost their nonzeros only.
+            + (2 * self.input_width_ if not self.sparse or self.exact_degrees_ else 0)
         )
 
     def __call__(self, X: Any) -> Any:
