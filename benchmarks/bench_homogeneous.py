@@ -306,7 +306,7 @@ def main() -> None:
             *markdown_table(
                 [
                     "data",
-                    "lam / ||K||_2",
+                    "lam / norm(K, 2)",
                     "s exact",
                     "s est",
                     "m (auto)",
