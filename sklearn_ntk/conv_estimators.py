@@ -24,8 +24,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import validate_data
 
-from . import _dask
-from ._backend import array_api_compat, get_namespace
+from ._backend import get_namespace
 from .convolutional import build_network, check_image_shape
 from .estimators import _BaseNeuralSketch
 from .networks import Network
@@ -55,11 +54,8 @@ def auto_channels(n_components: int) -> int:
 class _ConvSketch(_BaseNeuralSketch):
     """The convolutional family: images, a Myrtle network or a conv stack."""
 
-    # The convolutional feature rules compute with NumPy on this branch:
-    # the Array API estimator checks, and non-NumPy input with
-    # backend="auto", are refused until they are namespace-generic (then set
-    # True: one line lifts both).  backend="numpy" moves any input to NumPy.
-    _array_api_support = False
+    # The feature rules are namespace-generic: any Array API input.
+    _array_api_support = True
 
     def _check_input(self, X: Any, reset: bool) -> Any:
         """Flat float rows of ``X`` (images are flattened, channels last).
@@ -67,19 +63,6 @@ class _ConvSketch(_BaseNeuralSketch):
         At fit, sets ``image_shape_``; at transform, checks that images have
         that shape.  ``n_features_in_`` is the flat width ``H * W * C``.
         """
-        if (
-            not self._array_api_support
-            and self.backend == "auto"
-            and array_api_compat.is_array_api_obj(X)
-            and not isinstance(X, np.ndarray)
-            and not _dask.is_dask_array(X)
-        ):
-            raise TypeError(
-                f"{type(self).__name__} computes with NumPy only: X is a "
-                f"{type(X).__module__}.{type(X).__name__}; pass a NumPy array "
-                "(for example numpy.asarray(X) or X.cpu().numpy()), or set "
-                'backend="numpy".'
-            )
         if isinstance(X, list | tuple) and np.ndim(X) in (3, 4):
             X = np.asarray(X)
         images = _image_shape_of(X)
@@ -129,7 +112,7 @@ class _ConvSketch(_BaseNeuralSketch):
     def _draw(self, network: Network) -> Any:
         self.n_channels_ = self._hidden_channels()
         return network.sketch(
-            self.n_components,
+            self.n_components_,
             ntk=self._ntk,
             n_channels=self.n_channels_,
             random_state=self.random_state,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,6 +32,7 @@ from sklearn.utils import gen_batches
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _dask, _validation
+from . import homogeneous as _homogeneous
 from ._backend import (
     BACKENDS,
     Interval,
@@ -69,7 +70,7 @@ __all__ = ["METHODS", "NNGPSketch", "NTKSketch"]
 #: activation layers.  The one place to register a new strategy (its
 #: ``Elementwise`` layer reads ``method``); every estimator validates against
 #: this set.
-METHODS = {"auto", "hermite", "hybrid", "sparse"}
+METHODS = {"auto", "hermite", "hybrid", "sparse", "homogeneous"}
 
 #: The one parameter table of the four transformers.  Each class validates
 #: the entries its ``__init__`` names (see ``_BaseNeuralSketch.__init_subclass__``).
@@ -82,7 +83,9 @@ _PARAMETERS: dict[str, list] = {
     "filter_size": [Interval(Integral, 1, None, closed="left")],
     "readout": [StrOptions({"global_avg", "flatten"})],
     "image_shape": ["array-like", None],
-    "n_components": [Interval(Integral, 1, None, closed="left")],
+    # "auto": chosen from the statistical dimension (method="homogeneous").
+    "n_components": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+    "alpha": [Interval(Real, 0, None, closed="neither")],
     "n_channels": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     "degree": [Interval(Integral, 1, None, closed="left")],
     "method": [StrOptions(METHODS)],
@@ -112,6 +115,8 @@ class _BaseNeuralSketch(
     _ntk = False
     #: Whether the estimator accepts any Array API namespace (estimator tag).
     _array_api_support = False
+    #: Whether method="homogeneous" (a fully connected network) is offered.
+    _homogeneous_support = False
     _parameter_constraints: ClassVar[dict] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -164,9 +169,19 @@ class _BaseNeuralSketch(
             self._fit_probe = xp.zeros(0, dtype=X.dtype, device=dev)
         network = self._network()
         check_reference_scales(network, self._ntk, type(self).__name__)
+        method = getattr(self, "method", "auto")
+        if method == "homogeneous" and not self._homogeneous_support:
+            raise ValueError(
+                f'{type(self).__name__}: method="homogeneous" sketches fully '
+                "connected networks only; choose another method."
+            )
+        self.n_components_ = _homogeneous.resolve_n_components(self, X, method)
         self._check_memory_one_row()
         with _naming_memory(self):
-            self.sketch_ = self._draw(network)
+            if method == "homogeneous":  # one sketch of the whole network
+                self.sketch_ = _homogeneous.estimator_sketch(self, X)
+            else:
+                self.sketch_ = self._draw(network)
         self._fitted_params = self._structural_params()
         return self
 
@@ -193,6 +208,15 @@ class _BaseNeuralSketch(
                 f"({diff}); the drawn sketch_ belongs to the old ones. Call fit "
                 "again (only batch_size, backend and verbose may change after fit)."
             )
+
+    def _n_out(self) -> int:
+        """Output width: the drawn sketch's once fitted (the homogeneous one
+        may be narrower than asked), else ``n_components_``, else the
+        parameter (``"auto"`` is resolved at fit)."""
+        if hasattr(self, "sketch_"):
+            return int(self.sketch_.n_components)
+        n = getattr(self, "n_components_", self.n_components)
+        return 1024 if n == "auto" else int(n)
 
     def _check_memory_one_row(self) -> None:
         check_memory(
@@ -282,7 +306,7 @@ class _BaseNeuralSketch(
             X = sp.csr_matrix(_backend_to_numpy(X))
             sparse = True
         xp, _, dev = (np, False, None) if sparse else get_namespace_and_device(X)
-        n, m = X.shape[0], self.n_components
+        n, m = X.shape[0], self._n_out()
         rows_per_batch = self._batch_rows()
         if self.batch_size is None:
             # working_memory can exceed what this machine has: keep an
@@ -350,9 +374,8 @@ class _BaseNeuralSketch(
         if allocate_out:
             itemsize = 4 if "float32" in str(X.dtype) else 8
             check_memory(
-                batch + float(n) * self.n_components * itemsize,
-                f"{name}.transform of {n} rows into a new {n} x {self.n_components} "
-                "output",
+                batch + float(n) * self._n_out() * itemsize,
+                f"{name}.transform of {n} rows into a new {n} x {self._n_out()} output",
                 "transform fewer rows at a time, pass out=np.memmap(...), or lower "
                 "n_components.",
             )
@@ -489,6 +512,7 @@ class _FullyConnectedSketch(_BaseNeuralSketch):
     """The fully connected family: rows of ``R^d``, dense or CSR."""
 
     _array_api_support = True
+    _homogeneous_support = True
 
     def _check_input(self, X: Any, reset: bool) -> Any:
         if sp.issparse(X):
@@ -510,7 +534,7 @@ class _FullyConnectedSketch(_BaseNeuralSketch):
 
     def _draw(self, network: Network) -> Any:
         return network.sketch(
-            self.n_components,
+            self.n_components_,
             n_features=self.n_features_in_,
             ntk=self._ntk,
             random_state=self.random_state,
@@ -523,7 +547,7 @@ class _FullyConnectedSketch(_BaseNeuralSketch):
         Measured with tracemalloc (depth 1, dense and sparse input, NNGP and
         NTK, degrees 2 and 8): at least 4 float64 arrays of n_components.
         """
-        return 32.0 * self.n_components
+        return 32.0 * self._n_out()
 
     def _per_row_bytes(self) -> float:
         """Estimated working memory of one row in a batch (see ``_batch_rows``).
@@ -531,7 +555,7 @@ class _FullyConnectedSketch(_BaseNeuralSketch):
         Measured peak of a batch (benchmarks/bench_memory.py): below
         (degree + 6) float64 arrays of n_components per row.
         """
-        return 8.0 * self.n_components * (self.degree + 6)
+        return 8.0 * self._n_out() * (self.degree + 6)
 
 
 class NNGPSketch(_FullyConnectedSketch):
@@ -553,10 +577,15 @@ class NNGPSketch(_FullyConnectedSketch):
         ``activations.get("leaky_relu", alpha=0.1)``, or any callable.
     depth : int, default=1
         Number of hidden layers (nonlinearities).
-    n_components : int, default=1024
-        Number of output features.  ``fit`` refuses (``MemoryError``) a value
-        whose sketch cannot fit in this machine's memory (at least 32 bytes
-        per component to draw the sketch and transform one row).
+    n_components : int or "auto", default=1024
+        Number of output features.  ``"auto"`` (with ``method="homogeneous"``)
+        chooses it at fit from the statistical dimension
+        ``tr(K (K + alpha I)^-1)`` of the exact kernel of up to 2000 sampled
+        training rows (see ``n_components_`` and
+        :func:`sklearn_ntk.homogeneous.choose_n_components`).  ``fit``
+        refuses (``MemoryError``) a value whose sketch cannot fit in this
+        machine's memory (at least 32 bytes per component to draw the sketch
+        and transform one row).
     degree : int, default=8
         Highest Hermite degree of the expansion for methods ``"hermite"`` and
         ``"sparse"``; ``"hybrid"`` keeps degrees up to ``min(degree, 2)``
@@ -568,8 +597,17 @@ class NNGPSketch(_FullyConnectedSketch):
         ``degree`` with the tail folded into the top even and odd degrees;
         ``"hybrid"``: exact low degrees and unbiased Monte-Carlo features of
         the rest of the expansion; ``"sparse"``: CountSketch and TensorSketch
-        in input-sparsity time (for CSR input); ``"auto"``: chosen per layer
-        from measured accuracy.
+        in input-sparsity time (for CSR input); ``"homogeneous"``: one
+        sketch of the whole network from the Taylor series of its kernel in
+        the input correlation, for positively homogeneous activations (relu,
+        leaky_relu, abs, step, sign, monomials, rectified monomials,
+        exp_normalized) with ``b_std=0`` (or ``depth <= 1``), dense or CSR
+        input in input-sparsity time, ``degree`` then being the highest
+        series degree that gets features (:mod:`sklearn_ntk.homogeneous`);
+        ``"auto"``: chosen per layer from measured accuracy.
+    alpha : float, default=1.0
+        Ridge penalty of the downstream model; used only by
+        ``n_components="auto"``.
     W_std : float, default=1.0
         Standard deviation of the weights.
     b_std : float, default=0.0
@@ -594,7 +632,9 @@ class NNGPSketch(_FullyConnectedSketch):
     ----------
     activation_ : Activation
         The resolved activation.
-    sketch_ : NetworkSketch
+    n_components_ : int
+        Number of features drawn (``n_components``, or the ``"auto"`` choice).
+    sketch_ : NetworkSketch or HomogeneousSketch
         The drawn feature map.
     sparse_input_ : bool
         Whether the first layer was drawn for sparse input (CountSketch and
@@ -644,6 +684,7 @@ class NNGPSketch(_FullyConnectedSketch):
         n_components=1024,
         degree=8,
         method="auto",
+        alpha=1.0,
         W_std=1.0,
         b_std=0.0,
         batch_size=None,
@@ -656,6 +697,7 @@ class NNGPSketch(_FullyConnectedSketch):
         self.n_components = n_components
         self.degree = degree
         self.method = method
+        self.alpha = alpha
         self.W_std = W_std
         self.b_std = b_std
         self.batch_size = batch_size
@@ -683,10 +725,15 @@ class NTKSketch(_FullyConnectedSketch):
         ``activations.get("leaky_relu", alpha=0.1)``, or any callable.
     depth : int, default=1
         Number of hidden layers (nonlinearities).
-    n_components : int, default=1024
-        Number of output features.  ``fit`` refuses (``MemoryError``) a value
-        whose sketch cannot fit in this machine's memory (at least 32 bytes
-        per component to draw the sketch and transform one row).
+    n_components : int or "auto", default=1024
+        Number of output features.  ``"auto"`` (with ``method="homogeneous"``)
+        chooses it at fit from the statistical dimension
+        ``tr(K (K + alpha I)^-1)`` of the exact kernel of up to 2000 sampled
+        training rows (see ``n_components_`` and
+        :func:`sklearn_ntk.homogeneous.choose_n_components`).  ``fit``
+        refuses (``MemoryError``) a value whose sketch cannot fit in this
+        machine's memory (at least 32 bytes per component to draw the sketch
+        and transform one row).
     degree : int, default=8
         Highest Hermite degree of the expansion for methods ``"hermite"`` and
         ``"sparse"``; ``"hybrid"`` keeps degrees up to ``min(degree, 2)``
@@ -698,8 +745,17 @@ class NTKSketch(_FullyConnectedSketch):
         ``degree`` with the tail folded into the top even and odd degrees;
         ``"hybrid"``: exact low degrees and unbiased Monte-Carlo features of
         the rest of the expansion; ``"sparse"``: CountSketch and TensorSketch
-        in input-sparsity time (for CSR input); ``"auto"``: chosen per layer
-        from measured accuracy.
+        in input-sparsity time (for CSR input); ``"homogeneous"``: one
+        sketch of the whole network from the Taylor series of its kernel in
+        the input correlation, for positively homogeneous activations (relu,
+        leaky_relu, abs, step, sign, monomials, rectified monomials,
+        exp_normalized) with ``b_std=0`` (or ``depth <= 1``), dense or CSR
+        input in input-sparsity time, ``degree`` then being the highest
+        series degree that gets features (:mod:`sklearn_ntk.homogeneous`);
+        ``"auto"``: chosen per layer from measured accuracy.
+    alpha : float, default=1.0
+        Ridge penalty of the downstream model; used only by
+        ``n_components="auto"``.
     W_std : float, default=1.0
         Standard deviation of the weights.
     b_std : float, default=0.0
@@ -724,7 +780,9 @@ class NTKSketch(_FullyConnectedSketch):
     ----------
     activation_ : Activation
         The resolved activation.
-    sketch_ : NetworkSketch
+    n_components_ : int
+        Number of features drawn (``n_components``, or the ``"auto"`` choice).
+    sketch_ : NetworkSketch or HomogeneousSketch
         The drawn feature map.
     sparse_input_ : bool
         Whether the first layer was drawn for sparse input (CountSketch and
@@ -773,6 +831,7 @@ class NTKSketch(_FullyConnectedSketch):
         n_components=1024,
         degree=8,
         method="auto",
+        alpha=1.0,
         W_std=1.0,
         b_std=0.0,
         batch_size=None,
@@ -785,6 +844,7 @@ class NTKSketch(_FullyConnectedSketch):
         self.n_components = n_components
         self.degree = degree
         self.method = method
+        self.alpha = alpha
         self.W_std = W_std
         self.b_std = b_std
         self.batch_size = batch_size
