@@ -14,7 +14,15 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_ntk import NNGPSketch, NTKSketch, activations, nngp_kernel, ntk_kernel
+from sklearn_ntk import (
+    CNNGPSketch,
+    CNTKSketch,
+    NNGPSketch,
+    NTKSketch,
+    activations,
+    nngp_kernel,
+    ntk_kernel,
+)
 from sklearn_ntk.montecarlo import monte_carlo_features
 
 
@@ -284,10 +292,16 @@ def test_methods_are_registered_in_one_place():
 
     for cls in _all_estimators():
         with pytest.raises(ValueError, match="'method' parameter"):
-            cls(method="homogeneous")._validate_params()
-    estimators.METHODS.add("homogeneous")
+            cls(method="a_new_rule")._validate_params()
+    estimators.METHODS.add("a_new_rule")
     try:
         for cls in _all_estimators():
-            cls(method="homogeneous")._validate_params()
+            cls(method="a_new_rule")._validate_params()
     finally:
-        estimators.METHODS.discard("homogeneous")
+        estimators.METHODS.discard("a_new_rule")
+
+
+@pytest.mark.parametrize("cls", [CNNGPSketch, CNTKSketch])
+def test_homogeneous_method_is_refused_by_the_conv_sketches(cls):
+    with pytest.raises(ValueError, match='method="homogeneous"'):
+        cls(method="homogeneous", n_components=16).fit(_fit_data(cls))
