@@ -26,6 +26,7 @@ from sklearn.utils.validation import validate_data
 
 from . import _dask
 from ._backend import Interval, StrOptions, _fit_context, array_api_compat
+from ._error_estimate import fit_error_estimate
 from ._validation import check_reference_scales
 from .activations import Activation
 from .convolutional import ConvNetwork, build_network, check_image_shape
@@ -160,6 +161,8 @@ class _BaseConvSketch(_BaseNeuralSketch):
                 n_channels=self.n_channels,
                 random_state=self.random_state,
             )
+        # Error estimate (issue 12): see sklearn_ntk/_error_estimate.py.
+        self.error_estimate_ = fit_error_estimate(self, np.asarray(X))
         self._fitted_params = self._structural_params()
         return self
 

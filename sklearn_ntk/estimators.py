@@ -39,6 +39,7 @@ from ._backend import (
     to_backend,
     to_numpy,
 )
+from ._error_estimate import fit_error_estimate
 from ._validation import (
     all_finite,
     check_finite_result,
@@ -153,6 +154,8 @@ class _BaseNeuralSketch(
                 random_state=self.random_state,
                 sparse=self.sparse_input_,
             )
+        # Error estimate (issue 12): see sklearn_ntk/_error_estimate.py.
+        self.error_estimate_ = fit_error_estimate(self, X)
         self._fitted_params = self._structural_params()
         return self
 
