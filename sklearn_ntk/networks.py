@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from sklearn.utils import check_random_state
 
 from ._backend import asxp, get_namespace, get_namespace_and_device, to_numpy
+from ._min_width import min_unbiased_width
 from .activations import Activation, _gap_of
 from .layers.base import Dims, Features, KernelState, scatter
 from .layers.dense import Dense, Elementwise
@@ -506,7 +507,8 @@ class Network:
         rng = check_random_state(random_state)
         dims = self.input.dims(n_features, ntk)
         dims = Dims(dims.phi, dims.psi, dims.scale2, dims.scale2_ntk, sparse=sparse)
-        widths = self._widths(n_components, ntk)
+        # Issue 12: drawn at least at the unbiased width, then resized below.
+        widths = self._widths(max(n_components, min_unbiased_width(self.layers)), ntk)
         sketches = []
         for layer in self.layers:
             s = layer.sketch(dims, widths, rng)
