@@ -81,26 +81,71 @@ def _exact(estimator: Any, X: Any) -> np.ndarray:
     return np.asarray(K, dtype=np.float64)
 
 
-def extrapolated_error(Z: np.ndarray, K: np.ndarray, n_total: int) -> float:
-    """Relative Frobenius error of ``Z Z^T`` against ``K``, extrapolated from
-    the ``s`` rows given to ``n_total`` rows (see the module docstring)."""
-    s = K.shape[0]
+def _exact_diag(estimator: Any, X: Any) -> np.ndarray | None:
+    """Exact ``K(x, x)`` of every row (fully connected networks; ``None`` for
+    convolutional ones, whose diagonal costs as much as a tile of pairs)."""
+    if _is_conv(estimator):
+        return None
+    from .kernels import NNGPKernel, NTKKernel
+
+    kern = NTKKernel if estimator._ntk else NNGPKernel
+    k = kern(
+        act=estimator.activation_,
+        depth=estimator.depth,
+        W_std=estimator.W_std,
+        b_std=estimator.b_std,
+    )
+    return np.asarray(k.diag(X), dtype=np.float64)
+
+
+def extrapolated_error(
+    Z: np.ndarray,
+    K: np.ndarray,
+    n_total: int,
+    draws: np.ndarray | None = None,
+    p: np.ndarray | None = None,
+) -> float:
+    """Relative Frobenius error of ``Z Z^T`` against ``K`` on ``n_total`` rows,
+    from the rows given.
+
+    Without ``draws`` the ``s`` rows given are a uniform subsample (or all
+    rows): the mean squared errors and kernel values of the diagonal and of
+    the off-diagonal pairs are extrapolated as in the module docstring.
+    With ``draws`` (row positions into ``Z``/``K``, drawn with replacement
+    with probabilities ``p`` over the ``n_total`` rows, ``p`` given per
+    position) the sums are importance-weighted: ``sum_{i != j} f(i, j)`` is
+    estimated without bias by ``mean_{a != b} f(i_a, i_b) / (p_a p_b)`` with
+    ``f(i, i) = 0``, and the diagonal sum by ``mean_a f(i_a, i_a) / p_a``.
+    """
     E = Z @ Z.T - K
-    diag = np.arange(s)
-    mse_diag = float(np.mean(E[diag, diag] ** 2))
-    msk_diag = float(np.mean(K[diag, diag] ** 2))
-    if s > 1:
-        off = s * (s - 1)
-        mse_off = (float(np.sum(E * E)) - mse_diag * s) / off
-        msk_off = (float(np.sum(K * K)) - msk_diag * s) / off
-    else:  # one row: no off-diagonal information, use the diagonal's
-        mse_off, msk_off = mse_diag, msk_diag
-    n = max(int(n_total), 1)
-    num = n * (n - 1) * max(mse_off, 0.0) + n * mse_diag
-    den = n * (n - 1) * max(msk_off, 0.0) + n * msk_diag
+    if draws is None:
+        s = K.shape[0]
+        diag = np.arange(s)
+        mse_diag = float(np.mean(E[diag, diag] ** 2))
+        msk_diag = float(np.mean(K[diag, diag] ** 2))
+        if s > 1:
+            off = s * (s - 1)
+            mse_off = (float(np.sum(E * E)) - mse_diag * s) / off
+            msk_off = (float(np.sum(K * K)) - msk_diag * s) / off
+        else:  # one row: no off-diagonal information, use the diagonal's
+            mse_off, msk_off = mse_diag, msk_diag
+        n = max(int(n_total), 1)
+        num = n * (n - 1) * max(mse_off, 0.0) + n * mse_diag
+        den = n * (n - 1) * max(msk_off, 0.0) + n * msk_diag
+    else:
+        t = len(draws)
+        w = 1.0 / p
+        same = draws[:, None] == draws[None, :]
+        sums = []
+        for A in (E, K):
+            A2 = A[np.ix_(draws, draws)] ** 2
+            dg = float(np.mean(np.diag(A2) * w))
+            od = np.where(same, 0.0, A2) * w[:, None] * w[None, :]
+            sums.append(dg + (float(od.sum()) / (t * (t - 1)) if t > 1 else 0.0))
+        num, den = sums
     if not den > 0:
         return 0.0 if num == 0 else math.inf
-    return math.sqrt(num / den)
+    return math.sqrt(max(num, 0.0) / den)
 
 
 def estimate_error(
@@ -113,6 +158,12 @@ def estimate_error(
     """Expected relative Frobenius error of a fitted sketch on ``n_total`` rows
     like ``X_sample``.
 
+    When ``X_sample`` has more than ``max_rows`` rows, ``max_rows`` draws are
+    made (with replacement): for fully connected networks with probabilities
+    half uniform, half proportional to the exact ``K(x, x)`` (the rows of
+    large kernel values dominate the Frobenius norms, and would be missed by
+    a uniform draw on data of mixed scales), uniform for convolutional ones.
+
     Parameters
     ----------
     estimator : fitted NNGPSketch, NTKSketch, CNNGPSketch or CNTKSketch
@@ -121,7 +172,9 @@ def estimate_error(
         Validated training rows (NumPy or SciPy; other namespaces are moved
         to the host).
     n_total : int
-        Number of rows to extrapolate to (the training size).
+        Number of rows to extrapolate to (the training size) when
+        ``X_sample`` is a uniform sample of them; ``X_sample.shape[0]`` when it
+        is the training set itself.
     random_state : int, RandomState instance or None
         Chooses the subsample when ``X_sample`` has more than ``max_rows``.
     max_rows : int, optional
@@ -140,18 +193,27 @@ def estimate_error(
     s = X_sample.shape[0]
     if s == 0:
         return 0.0
-    if s > max_rows:
-        rng = check_random_state(random_state)
-        rows = np.sort(rng.choice(s, max_rows, replace=False))
-        X_sample = X_sample[rows]
     if not sp.issparse(X_sample):
         X_sample = np.asarray(to_numpy(X_sample))
+    draws = p_draw = None
+    if s > max_rows:
+        rng = check_random_state(random_state)
+        p = np.full(s, 1.0 / s)
+        dk = _exact_diag(estimator, X_sample)
+        if dk is not None and np.all(np.isfinite(dk)) and dk.sum() > 0:
+            p = 0.5 * p + 0.5 * dk / dk.sum()
+        idx = rng.choice(s, max_rows, replace=True, p=p)
+        rows, draws = np.unique(idx, return_inverse=True)
+        p_draw = p[idx] * s / max(int(n_total), 1)  # ``n_total`` rows like these
+        X_sample = X_sample[rows]
     K = _exact(estimator, X_sample)
     with warnings.catch_warnings():
         # The exact path already warned where it had reason to.
         warnings.simplefilter("ignore")
         Z = np.asarray(to_numpy(estimator.sketch_(X_sample)), dtype=np.float64)
-    return extrapolated_error(Z, K, n_total)
+    if draws is None:
+        return extrapolated_error(Z, K, n_total)
+    return extrapolated_error(Z, K, n_total, draws, p_draw)
 
 
 def fit_error_estimate(estimator: Any, X: Any) -> float:
