@@ -21,6 +21,7 @@ from ._min_width import min_unbiased_width
 from .activations import Activation, _gap_of
 from .layers.base import Dims, Features, KernelState, scatter
 from .layers.dense import Dense, Elementwise
+from .layers.sparse_input import SparseToDense
 from .sketches import SRHT
 
 __all__ = [
@@ -506,7 +507,10 @@ class Network:
         """Draw a feature map with exactly ``n_components`` output features."""
         rng = check_random_state(random_state)
         dims = self.input.dims(n_features, ntk)
-        dims = Dims(dims.phi, dims.psi, dims.scale2, dims.scale2_ntk, sparse=sparse)
+        # Issue 12: sparse input is made dense once (layers/sparse_input.py).
+        densify = SparseToDense(n_features, n_components, rng) if sparse else None
+        phi = densify.width if sparse else dims.phi
+        dims = Dims(phi, dims.psi, dims.scale2, dims.scale2_ntk, sparse=False)
         # Issue 12: drawn at least at the unbiased width, then resized below.
         widths = self._widths(max(n_components, min_unbiased_width(self.layers)), ntk)
         sketches = []
@@ -518,7 +522,9 @@ class Network:
         resize = None
         if width > n_components:
             resize = SRHT(width, n_components, rng)
-        return NetworkSketch(self.input, sketches, ntk, n_components, resize)
+        out = NetworkSketch(self.input, sketches, ntk, n_components, resize)
+        out.densify = densify
+        return out
 
     def _widths(self, n_components: int, ntk: bool) -> tuple[int, int]:
         """Widths ``(phi, psi)`` of every activation layer's output.
@@ -566,6 +572,8 @@ class NetworkSketch:
 
     def __call__(self, X: Any) -> Any:
         f = self.input.features(X)
+        if getattr(self, "densify", None) is not None:
+            f = Features(self.densify(f.phi))
         for s in self.sketches:
             f = s(f)
         Z = f.psi if self.ntk else f.phi
