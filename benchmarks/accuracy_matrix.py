@@ -134,8 +134,16 @@ def _z(values: np.ndarray) -> float:
 
 
 def run_cell(act, cell: Cell, n: int, d: int, seeds: int) -> Cell:
-    t0 = time.perf_counter()
+    rows = error_estimate.FC_ROWS
     error_estimate.FC_ROWS = max(n // 3, 2)  # fit extrapolates from a third
+    try:
+        return _run_cell(act, cell, n, d, seeds)
+    finally:
+        error_estimate.FC_ROWS = rows
+
+
+def _run_cell(act, cell: Cell, n: int, d: int, seeds: int) -> Cell:
+    t0 = time.perf_counter()
     X = make_data(cell.scale, n, d)
     ntk = cell.kernel == "ntk"
     try:
