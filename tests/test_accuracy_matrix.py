@@ -46,7 +46,7 @@ _CELLS = [
     ("relu", "1", 1, "ntk", "dense"),
     ("relu", "mix3", 2, "ntk", "csr"),
     ("erf", "1", 2, "nngp", "csr"),
-    ("erf", "1e-2", 1, "ntk", "dense"),
+    ("erf", "1e-4", 2, "ntk", "dense"),
     ("gelu", "1", 2, "ntk", "dense"),
     ("sin", "1", 1, "nngp", "csr"),
     ("tanh", "1", 1, "ntk", "dense"),
