@@ -162,7 +162,9 @@ class _BaseConvSketch(_BaseNeuralSketch):
                 random_state=self.random_state,
             )
         # Error estimate (issue 12): see sklearn_ntk/_error_estimate.py.
-        self.error_estimate_ = fit_error_estimate(self, np.asarray(X))
+        self.error_estimate_ = fit_error_estimate(
+            self, self._check_input(X, reset=False)
+        )
         self._fitted_params = self._structural_params()
         return self
 
