@@ -48,6 +48,7 @@ from ._backend import (
     to_backend,
     to_numpy,
 )
+from ._error_estimate import fit_error_estimate
 from ._validation import (
     all_finite,
     check_finite_result,
@@ -182,6 +183,8 @@ class _BaseNeuralSketch(
                 self.sketch_ = _homogeneous.estimator_sketch(self, X)
             else:
                 self.sketch_ = self._draw(network)
+        # The sketch's own error on data like X (sklearn_ntk/_error_estimate.py).
+        self.error_estimate_ = fit_error_estimate(self, X)
         self._fitted_params = self._structural_params()
         return self
 

@@ -22,9 +22,11 @@ import scipy.sparse as sp
 from sklearn.utils import check_random_state
 
 from ._backend import asxp, get_namespace, get_namespace_and_device, to_numpy
+from ._min_width import min_unbiased_width
 from .activations import Activation, _gap_of
 from .layers.base import Dims, Features, KernelState, Layout, Widths, scatter
 from .layers.dense import Dense, Elementwise
+from .layers.sparse_input import SparseToDense
 from .sketches import SRHT
 
 _NO_PAIRS = (np.zeros(0, dtype=int), np.zeros(0, dtype=int))
@@ -647,9 +649,20 @@ class Network:
         ``Dims``) with the scales of the reference state before it.
         """
         rng = check_random_state(random_state)
+        # CSR input is made dense once (in input-sparsity time), unless a
+        # layer asks for the sparse feature rule (layers/sparse_input.py).
+        densify = None
+        if sparse and not any(
+            getattr(la, "method", None) == "sparse" for la in self.layers
+        ):
+            densify = SparseToDense(n_features, n_components, rng)
+            n_features, sparse = densify.width, False
         dims = self.input.dims(n_features, ntk, sparse)
         refs = self.reference_states(ntk)
-        final = self._final_widths(n_components, ntk, n_channels, dims.spatial)
+        # Drawn at least at the width where every part of every feature rule
+        # gets a feature (unbiased), then brought down by the final SRHT.
+        drawn = max(n_components, min_unbiased_width(self.layers))
+        final = self._final_widths(drawn, ntk, n_channels, dims.spatial)
         budget_layers = [i for i, la in enumerate(self.layers) if la.takes_budget]
         last = budget_layers[-1] if budget_layers else -1
         if dims.spatial is None:
@@ -666,7 +679,7 @@ class Network:
             dims = s.dims_out
         width = dims.psi if ntk and dims.psi is not None else dims.phi
         resize = SRHT(width, n_components, rng) if width > n_components else None
-        return NetworkSketch(self.input, sketches, ntk, n_components, resize)
+        return NetworkSketch(self.input, sketches, ntk, n_components, resize, densify)
 
     def _widths(self, n_components: int, ntk: bool) -> tuple[int, int]:
         """``(phi, psi)`` widths of a fully connected network's activations."""
@@ -784,15 +797,18 @@ def split_ntk_budget(budget: int, k_out: float, theta_out: float) -> tuple[int, 
 class NetworkSketch:
     """A drawn feature map: ``__call__(X)`` returns ``(n, n_components)`` features."""
 
-    def __init__(self, input_rule, sketches, ntk, n_components, resize):
+    def __init__(self, input_rule, sketches, ntk, n_components, resize, densify=None):
         self.input = input_rule
         self.sketches = sketches
         self.ntk = ntk
         self.n_components = n_components
         self.resize = resize
+        self.densify = densify
 
     def __call__(self, X: Any) -> Any:
         f = self.input.features(X)
+        if self.densify is not None:  # CSR rows, made dense once
+            f = Features(self.densify(f.phi))
         for s in self.sketches:
             f = s(f)
         Z = f.psi if self.ntk else f.phi
