@@ -57,7 +57,9 @@ _CELLS = [
 @pytest.mark.parametrize("act, scale, depth, kernel, fmt", _CELLS)
 def test_matrix_cell(matrix, act, scale, depth, kernel, fmt):
     cell = matrix.Cell(act, scale, depth, kernel, fmt, 512)
-    cell = matrix.run_cell(get(act), cell, n=36, d=16, seeds=20)
+    # 60 rows: the estimate extrapolates from a third of them (20 rows; from
+    # 12 its worst ratio over 20 seeds reached 2.2 on mixed scales).
+    cell = matrix.run_cell(get(act), cell, n=60, d=16, seeds=20)
     assert cell.failures == [], (cell.failures, cell.why, cell.err, cell.bound)
 
 
