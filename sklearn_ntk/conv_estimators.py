@@ -235,6 +235,15 @@ class CNNGPSketch(_ConvSketch):
     n_channels_ : int
         Hidden features per pixel of the drawn sketch.
     sketch_ : NetworkSketch
+    n_components_ : int
+        Number of features drawn (``n_components``).
+    method_ : str
+        The method used (``method``; ``"auto"`` is chosen layer by layer).
+    error_estimate_ : float
+        Estimated relative Frobenius error ``||Z Z^T - K||_F / ||K||_F`` of
+        the drawn features on data like the training data: measured against
+        the exact kernel on a subsample of 12 training images and
+        extrapolated to their number.  ``fit`` warns when it exceeds 0.5.
         The drawn feature map.
     sparse_input_ : bool
         Always False: images are dense.
@@ -392,6 +401,15 @@ class CNTKSketch(_ConvSketch):
     n_channels_ : int
         Hidden features per pixel of the drawn sketch.
     sketch_ : NetworkSketch
+    n_components_ : int
+        Number of features drawn (``n_components``).
+    method_ : str
+        The method used (``method``; ``"auto"`` is chosen layer by layer).
+    error_estimate_ : float
+        Estimated relative Frobenius error ``||Z Z^T - K||_F / ||K||_F`` of
+        the drawn features on data like the training data: measured against
+        the exact kernel on a subsample of 12 training images and
+        extrapolated to their number.  ``fit`` warns when it exceeds 0.5.
         The drawn feature map.
     sparse_input_ : bool
         Always False: images are dense.

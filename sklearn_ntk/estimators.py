@@ -170,12 +170,13 @@ class _BaseNeuralSketch(
             self._fit_probe = xp.zeros(0, dtype=X.dtype, device=dev)
         network = self._network()
         check_reference_scales(network, self._ntk, type(self).__name__)
-        method = getattr(self, "method", "auto")
+        method = self._resolve_method()
         if method == "homogeneous" and not self._homogeneous_support:
             raise ValueError(
                 f'{type(self).__name__}: method="homogeneous" sketches fully '
                 "connected networks only; choose another method."
             )
+        self.method_ = method
         self.n_components_ = _homogeneous.resolve_n_components(self, X, method)
         self._check_memory_one_row()
         with _naming_memory(self):
@@ -211,6 +212,19 @@ class _BaseNeuralSketch(
                 f"({diff}); the drawn sketch_ belongs to the old ones. Call fit "
                 "again (only batch_size, backend and verbose may change after fit)."
             )
+
+    def _resolve_method(self) -> str:
+        """``method``, with ``"auto"`` resolved to ``"homogeneous"`` where that
+        sketch of the whole network is the more accurate (fully connected
+        networks, see :func:`sklearn_ntk.homogeneous.preferred`)."""
+        method = getattr(self, "method", "auto")
+        if (
+            method == "auto"
+            and self._homogeneous_support
+            and _homogeneous.preferred(self.activation_, self.depth, self.b_std)
+        ):
+            return "homogeneous"
+        return method
 
     def _n_out(self) -> int:
         """Output width: the drawn sketch's once fitted (the homogeneous one
@@ -607,7 +621,8 @@ class NNGPSketch(_FullyConnectedSketch):
         exp_normalized) with ``b_std=0`` (or ``depth <= 1``), dense or CSR
         input in input-sparsity time, ``degree`` then being the highest
         series degree that gets features (:mod:`sklearn_ntk.homogeneous`);
-        ``"auto"``: chosen per layer from measured accuracy.
+        ``"auto"``: ``"homogeneous"`` where it is the more accurate (see
+        ``method_``), else chosen per layer from measured accuracy.
     alpha : float, default=1.0
         Ridge penalty of the downstream model; used only by
         ``n_components="auto"``.
@@ -637,6 +652,16 @@ class NNGPSketch(_FullyConnectedSketch):
         The resolved activation.
     n_components_ : int
         Number of features drawn (``n_components``, or the ``"auto"`` choice).
+    method_ : str
+        The method used: ``method``, where ``"auto"`` became
+        ``"homogeneous"`` for relu, leaky_relu, abs and rectified monomials
+        with ``b_std=0`` at ``depth >= 2`` (measured more accurate and faster
+        there), and stays ``"auto"`` (chosen layer by layer) otherwise.
+    error_estimate_ : float
+        Estimated relative Frobenius error ``||Z Z^T - K||_F / ||K||_F`` of
+        the drawn features on data like the training data: measured against
+        the exact kernel on a subsample of the training rows and
+        extrapolated to their number.  ``fit`` warns when it exceeds 0.5.
     sketch_ : NetworkSketch or HomogeneousSketch
         The drawn feature map.
     sparse_input_ : bool
@@ -755,7 +780,8 @@ class NTKSketch(_FullyConnectedSketch):
         exp_normalized) with ``b_std=0`` (or ``depth <= 1``), dense or CSR
         input in input-sparsity time, ``degree`` then being the highest
         series degree that gets features (:mod:`sklearn_ntk.homogeneous`);
-        ``"auto"``: chosen per layer from measured accuracy.
+        ``"auto"``: ``"homogeneous"`` where it is the more accurate (see
+        ``method_``), else chosen per layer from measured accuracy.
     alpha : float, default=1.0
         Ridge penalty of the downstream model; used only by
         ``n_components="auto"``.
@@ -785,6 +811,16 @@ class NTKSketch(_FullyConnectedSketch):
         The resolved activation.
     n_components_ : int
         Number of features drawn (``n_components``, or the ``"auto"`` choice).
+    method_ : str
+        The method used: ``method``, where ``"auto"`` became
+        ``"homogeneous"`` for relu, leaky_relu, abs and rectified monomials
+        with ``b_std=0`` at ``depth >= 2`` (measured more accurate and faster
+        there), and stays ``"auto"`` (chosen layer by layer) otherwise.
+    error_estimate_ : float
+        Estimated relative Frobenius error ``||Z Z^T - K||_F / ||K||_F`` of
+        the drawn features on data like the training data: measured against
+        the exact kernel on a subsample of the training rows and
+        extrapolated to their number.  ``fit`` warns when it exceeds 0.5.
     sketch_ : NetworkSketch or HomogeneousSketch
         The drawn feature map.
     sparse_input_ : bool
