@@ -9,6 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
+
+# The suite runs on two worker processes (pytest-xdist, pyproject's addopts):
+# one BLAS thread each, so that the two do not oversubscribe the cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    threadpool_limits(1)
 
 DATA = Path(__file__).parent / "data"
 
