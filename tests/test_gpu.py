@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import sklearn
 
 from sklearn_ntk import CNNGPSketch, CNTKSketch, NNGPSketch, NTKSketch
-from sklearn_ntk._backend import any_namespace, from_backend, import_cupy, to_backend
+from sklearn_ntk._backend import from_backend, import_cupy, to_backend
 
 
 def _data(n=23, d=7, seed=0):
@@ -158,26 +158,6 @@ def test_invalid_backend():
 
 
 # ------------------------------------------------- convolutional estimators
-def _conv_rules_are_generic() -> bool:
-    """Whether the convolutional feature rules run on a non-NumPy namespace.
-
-    They are NumPy-only until the Array API layers land (engineer core's
-    branch); the stand-in CuPy tests of the conv estimators need them.
-    """
-    try:
-        import array_api_strict as xps
-    except ImportError:
-        return False
-    est = CNNGPSketch(n_components=8, n_channels=4, random_state=0).fit(np.ones((1, 4)))
-    try:
-        with any_namespace():
-            est.sketch_(xps.asarray(np.ones((1, 4))))
-    except (TypeError, AttributeError, ValueError):
-        return False
-    return True
-
-
-_CONV_GENERIC = _conv_rules_are_generic()
 
 
 def _images(n=7, seed=0):
@@ -187,11 +167,6 @@ def _images(n=7, seed=0):
 _CONV_KW = dict(n_components=32, n_channels=8, batch_size=3, random_state=0)
 
 
-@pytest.mark.xfail(
-    not _CONV_GENERIC,
-    reason="needs the namespace-generic conv feature rules (core merge)",
-    strict=True,
-)
 @pytest.mark.parametrize("Est", [CNNGPSketch, CNTKSketch])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_cupy_backend_conv_numpy_in_numpy_out(Est, dtype, fake_cupy):
