@@ -669,7 +669,8 @@ class HomogeneousSketch:
             sparse = False
         Xa = self._augment(X)
         if sparse:
-            xp = np
+            # The Array API view of NumPy (NumPy < 2 has no ``np.astype``).
+            xp = get_namespace(np.empty(0))[0]
             Xa = sp.csr_array(Xa)
             if Xa.dtype.kind != "f":
                 Xa = Xa.astype(np.float64)
