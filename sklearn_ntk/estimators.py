@@ -652,6 +652,9 @@ class NNGPSketch(_FullyConnectedSketch):
         The resolved activation.
     n_components_ : int
         Number of features drawn (``n_components``, or the ``"auto"`` choice).
+        The output has this many columns, except that the homogeneous sketch
+        returns fewer when every degree it keeps is exact (for instance a
+        monomial activation on narrow input): ``sketch_.n_components``.
     method_ : str
         The method used: ``method``, where ``"auto"`` became
         ``"homogeneous"`` for relu, leaky_relu, abs and rectified monomials
@@ -811,6 +814,9 @@ class NTKSketch(_FullyConnectedSketch):
         The resolved activation.
     n_components_ : int
         Number of features drawn (``n_components``, or the ``"auto"`` choice).
+        The output has this many columns, except that the homogeneous sketch
+        returns fewer when every degree it keeps is exact (for instance a
+        monomial activation on narrow input): ``sketch_.n_components``.
     method_ : str
         The method used: ``method``, where ``"auto"`` became
         ``"homogeneous"`` for relu, leaky_relu, abs and rectified monomials
