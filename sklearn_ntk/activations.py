@@ -168,6 +168,15 @@ def _inplace(xp: Any, fn: str, x: Any) -> Any:
     return getattr(xp, fn)(x)
 
 
+def _scaled_trig(xp: Any, fn: str, x: Any, b: float, c: float, scale: float) -> Any:
+    """``scale * fn(b * x + c)`` for ``fn`` in sin, cos, on one temporary."""
+    t = x * b
+    t += c
+    t = _inplace(xp, fn, t)
+    t *= scale
+    return t
+
+
 def _clip_unit(xp: Any, x: Any) -> Any:
     """Clip a temporary to ``[-1, 1]`` (rounding can push correlations out)."""
     if isinstance(x, np.ndarray):
@@ -1474,18 +1483,10 @@ class Sin(Activation):
             _set(self, f, _check_float(f, getattr(self, f), limit=_TRIG_LIMITS[f]))
 
     def _pointwise(self, xp, x):
-        t = x * self.b
-        t += self.c
-        t = _inplace(xp, "sin", t)
-        t *= self.a
-        return t
+        return _scaled_trig(xp, "sin", x, self.b, self.c, self.a)
 
     def _pointwise_derivative(self, xp, x):
-        t = x * self.b
-        t += self.c
-        t = _inplace(xp, "cos", t)
-        t *= self.a * self.b
-        return t
+        return _scaled_trig(xp, "cos", x, self.b, self.c, self.a * self.b)
 
     def _hermite(self, r, degree):
         a = _trig_coefs(self.a, self.b, self.c, r, degree, cosine=False)
@@ -1517,18 +1518,10 @@ class Cos(Activation):
             _set(self, f, _check_float(f, getattr(self, f), limit=_TRIG_LIMITS[f]))
 
     def _pointwise(self, xp, x):
-        t = x * self.b
-        t += self.c
-        t = _inplace(xp, "cos", t)
-        t *= self.a
-        return t
+        return _scaled_trig(xp, "cos", x, self.b, self.c, self.a)
 
     def _pointwise_derivative(self, xp, x):
-        t = x * self.b
-        t += self.c
-        t = _inplace(xp, "sin", t)
-        t *= -self.a * self.b
-        return t
+        return _scaled_trig(xp, "sin", x, self.b, self.c, -self.a * self.b)
 
     def _hermite(self, r, degree):
         a = _trig_coefs(self.a, self.b, self.c, r, degree, cosine=True)
