@@ -207,10 +207,8 @@ class _Reference:
     def __init__(self, act: Activation, dims: Dims, ntk: bool):
         s = math.sqrt(max(dims.scale2, 0.0))
         self.r = max(s, 1e-6) * np.array([0.5, 1.0, 2.0])
-        self.r1 = np.array([s])
-        pm = _dual_pm(act, np.concatenate([self.r, self.r1]), ntk)
+        pm = _dual_pm(act, np.append(self.r, s), ntk)
         self.totals = tuple(None if v is None else v[:3] for v in pm)
-        self.totals1 = tuple(None if v is None else v[3:] for v in pm)
         self.scale2 = float(pm[0][3])
         self.scale2_dot = float(pm[2][3]) if ntk else 0.0
 
