@@ -184,6 +184,8 @@ class _BaseNeuralSketch(
                 self.sketch_ = _homogeneous.estimator_sketch(self, X)
             else:
                 self.sketch_ = self._draw(network)
+        # The homogeneous sketch may be narrower than asked (exact degrees).
+        self.n_components_ = int(self.sketch_.n_components)
         # The sketch's own error on data like X (sklearn_ntk/_error_estimate.py).
         self.error_estimate_ = fit_error_estimate(self, X)
         self._fitted_params = self._structural_params()
@@ -227,13 +229,9 @@ class _BaseNeuralSketch(
         return method
 
     def _n_out(self) -> int:
-        """Output width: the drawn sketch's once fitted (the homogeneous one
-        may be narrower than asked), else ``n_components_``, else the
-        parameter (``"auto"`` is resolved at fit)."""
-        if hasattr(self, "sketch_"):
-            return int(self.sketch_.n_components)
-        n = getattr(self, "n_components_", self.n_components)
-        return 1024 if n == "auto" else int(n)
+        """Output width: ``n_components_``, which ``fit`` sets before it
+        checks the memory and again to the drawn sketch's width."""
+        return int(self.n_components_)
 
     def _check_memory_one_row(self) -> None:
         check_memory(
@@ -651,10 +649,9 @@ class NNGPSketch(_FullyConnectedSketch):
     activation_ : Activation
         The resolved activation.
     n_components_ : int
-        Number of features drawn (``n_components``, or the ``"auto"`` choice).
-        The output has this many columns, except that the homogeneous sketch
-        returns fewer when every degree it keeps is exact (for instance a
-        monomial activation on narrow input): ``sketch_.n_components``.
+        Number of output features: ``n_components``, or the ``"auto"``
+        choice, or fewer when the homogeneous sketch keeps every degree
+        exactly (for instance a monomial activation on narrow input).
     method_ : str
         The method used: ``method``, where ``"auto"`` became
         ``"homogeneous"`` for relu, leaky_relu, abs and rectified monomials
@@ -813,10 +810,9 @@ class NTKSketch(_FullyConnectedSketch):
     activation_ : Activation
         The resolved activation.
     n_components_ : int
-        Number of features drawn (``n_components``, or the ``"auto"`` choice).
-        The output has this many columns, except that the homogeneous sketch
-        returns fewer when every degree it keeps is exact (for instance a
-        monomial activation on narrow input): ``sketch_.n_components``.
+        Number of output features: ``n_components``, or the ``"auto"``
+        choice, or fewer when the homogeneous sketch keeps every degree
+        exactly (for instance a monomial activation on narrow input).
     method_ : str
         The method used: ``method``, where ``"auto"`` became
         ``"homogeneous"`` for relu, leaky_relu, abs and rectified monomials
