@@ -389,10 +389,25 @@ class _Interval:
             g, 2.0 ** (lo + (x + 1) * 0.5 * (hi - lo)), degree, kinks
         )
         self.vals = np.concatenate([coef, sq[:, None], anti[:, None]], axis=1)
+        self._parity_vals: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def __call__(self, t: np.ndarray) -> np.ndarray:
+    def __call__(self, t: np.ndarray, par: int = -1) -> np.ndarray:
+        """Interpolated rows at ``log2 r = t``; for ``par >= 0`` only the
+        degrees of that parity (and the two 1-D moments) are interpolated,
+        the others are left 0 (:class:`Moments` zeroes them anyway)."""
         x = 2.0 * (t - self.lo) / (self.hi - self.lo) - 1.0
-        return _combine(_bary(x, _CHEB_P), self.vals)
+        L = _bary(x, _CHEB_P)
+        if par < 0:
+            return _combine(L, self.vals)
+        sub = self._parity_vals.get(par)
+        if sub is None:
+            q = self.vals.shape[1] - 3
+            cols = np.r_[par : q + 1 : 2, q + 1, q + 2]
+            sub = (cols, np.ascontiguousarray(self.vals[:, cols]))
+            self._parity_vals[par] = sub
+        out = np.zeros((t.size, self.vals.shape[1]))
+        out[:, sub[0]] = _combine(L, sub[1])
+        return out
 
 
 def _build_octave(g, j, degree, kinks, tol=_CHECK_TOL, depth=0):
@@ -489,7 +504,7 @@ def _scale_moments(act, derivative, r, degree, kinks):
         for iv in ivs:
             s = sel[(t[sel] >= iv.lo) & (t[sel] < iv.hi)]
             if s.size:
-                out[s] = iv(t[s])
+                out[s] = iv(t[s], par)
     rest = np.flatnonzero(~inside)
     if rest.size:
         coef, sq, anti = direct_moments(g, r[rest], degree, kinks)
