@@ -1556,7 +1556,12 @@ def numerical_dual(
                 if e.size == 0:
                     break
             sx_i, sy_i = flat_ix(e), flat_iy(e)
-            used, j = np.unique(np.concatenate([sx_i, sy_i]), return_inverse=True)
+            # the scales in use, renumbered in order (no sort: marks)
+            mark = np.zeros(r.size, dtype=bool)
+            mark[sx_i] = True
+            mark[sy_i] = True
+            used = np.flatnonzero(mark)
+            j = (np.cumsum(mark) - 1)[np.concatenate([sx_i, sy_i])]
             m2 = scale_moments(act, bool(q), r[used], deg, kinks)
             _check_finite(act, m2, r[used])
             vals, rest = _routed_series(
@@ -1605,10 +1610,10 @@ def numerical_dual(
             sel = np.isin(union, hard[q], assume_unique=True)
             outs[q].reshape(-1)[union[sel]] = res[sel]
     if mirror:
-        lower = np.tril_indices(X, -1)
+        lower = np.tri(X, k=-1, dtype=bool)
         for o in outs:
             for b in mirror:
-                o[b][lower] = o[b].T[lower]
+                np.copyto(o[b], o[b].T.copy(), where=lower)
     S = back(outs[0])
     Sd = back(outs[1]) if derivative else None
     return S, Sd
