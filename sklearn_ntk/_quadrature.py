@@ -1609,11 +1609,12 @@ def numerical_dual(
         for q, res in enumerate((S2, Sd2)[: len(fns)]):
             sel = np.isin(union, hard[q], assume_unique=True)
             outs[q].reshape(-1)[union[sel]] = res[sel]
-    if mirror:
-        lower = np.tri(X, k=-1, dtype=bool)
-        for o in outs:
-            for b in mirror:
-                np.copyto(o[b], o[b].T.copy(), where=lower)
+    # Below the computed band (row block r0:r1 took the columns from r0 on):
+    # the transposed upper blocks.
+    for b in mirror:
+        for r0 in range(rows_per, X, rows_per):
+            for o in outs:
+                o[b, r0 : r0 + rows_per, :r0] = o[b, :r0, r0 : r0 + rows_per].T
     S = back(outs[0])
     Sd = back(outs[1]) if derivative else None
     return S, Sd
