@@ -22,8 +22,11 @@ correlation, in three tiers:
    ``|ρ|^(N+1) sqrt(T_x(N) T_y(N))`` with the exact tails
    ``T(N) = E[σ(r z)²] - Σ_{n<=N} a_n(r)²``; each pair stops at the first tier
    where this certified bound is below ``TOL = 1e-10``.  Pairs that need
-   more than 32 terms are gathered and continued with coefficients up to
-   degree 255, then (large scales, ``|ρ| <= 0.99``) up to degree 1023.
+   more than 32 terms are gathered and continued from their partial sums,
+   each once, to the first tier (of fine steps) its bound passes, with
+   coefficients up to degree 255, then (large scales) up to degree 1023.
+   A batch of the pairs of one set with itself (a diagonal tile) is
+   computed on its upper triangle and mirrored.
 3. **Per pair, 2-D quadrature** for the few pairs the series cannot settle
    (large scales with ``|ρ|`` near 1, kinked activations near ``|ρ| = 1``):
    an iterated composite Gauss-Legendre rule in ``a = u / sqrt(kxx)`` and the
@@ -36,7 +39,8 @@ correlation, in three tiers:
    the conditional mean and deviation, so it is tabulated once per
    activation and octave of ``τ`` (checked against the direct rule at
    interleaved points when built, :class:`_InnerTable`): a hard pair then
-   costs a 1-D outer rule (about 0.3 ms instead of 5-20 ms).
+   costs a 1-D outer rule (about 0.05 ms instead of 5-20 ms), and repeated
+   hard pairs (equal patches) are integrated once.
 
 Exact symmetry: every pair's value is a fixed sequence of IEEE operations on
 its own data (products of the two scales' coefficients, tier thresholds that
@@ -529,7 +533,6 @@ _GATHER_TIERS = (40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256)
 _MAX_DEGREE = 255
 _HIGH_TIERS = (160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024)
 _TOP_DEGREE = 1023
-_HIGH_RHO = 0.99
 #: Pair entries per block of the bulk pass (a few arrays of this size stay in L2).
 _CHUNK = 1 << 16
 #: Continue on the gathered unsettled pairs once fewer than this share remain.
@@ -1539,7 +1542,6 @@ def numerical_dual(
         S0 = outs[q].reshape(-1)[e]  # the bulk pass's partial sums
         # Higher degrees for fewer pairs: up to 255, then up to 1023 (the
         # coefficients come from the per-activation cache of each degree).
-        hard_q = []
         stages = [(_GATHER_TIERS, _MAX_DEGREE)]
         # Degree-1023 tables, except for moving kinks (slow tables) and where the
         # 2-D rule has a closed-form inner integral (elu, selu: fast anyway).
@@ -1548,13 +1550,10 @@ def numerical_dual(
             and getattr(act, "_gauss_smooth", None) is None
         ):
             stages.append((_HIGH_TIERS, _TOP_DEGREE))
-        for stage, (tiers, deg) in enumerate(stages):
-            if stage:  # |ρ|^1024 > TOL beyond 0.99: leave those to the 2-D rule
-                keep = np.abs(rho) <= _HIGH_RHO
-                hard_q.append(e[~keep])
-                e, rho, S0 = e[keep], rho[keep], S0[keep]
-                if e.size == 0:
-                    break
+        # Every pair is offered to each stage: one whose bound passes no tier
+        # costs only the test (nearly parallel pairs at moderate scales do
+        # pass at degree 1023), the rest go to the 2-D rule.
+        for tiers, deg in stages:
             sx_i, sy_i = flat_ix(e), flat_iy(e)
             # the scales in use, renumbered in order (no sort: marks)
             mark = np.zeros(r.size, dtype=bool)
@@ -1572,8 +1571,7 @@ def numerical_dual(
             e, rho, S0 = e[rest], rho[rest], S0[rest]
             if e.size == 0:
                 break
-        hard_q.append(e)
-        hard.append(np.concatenate(hard_q))
+        hard.append(e)
     union = np.unique(np.concatenate(hard)) if hard else np.zeros(0, dtype=np.intp)
     stats["pairs"] += B * X * Y
     stats["gathered"] += sum(len(np.concatenate(p)) if p else 0 for p in pend)
