@@ -24,7 +24,7 @@ import numpy as np
 
 from .._backend import asxp, device, get_namespace, is_numpy, to_numpy
 
-__all__ = ["sum_gap", "vector_gaps"]
+__all__ = ["add_vector_gap", "pair_term", "sum_gap", "vector_gaps"]
 
 #: Gaps below this (from normalized Gram entries, absolute error ~eps) are
 #: recomputed from differences of the unit vectors.
