@@ -72,3 +72,22 @@ def test_output_norms_only_where_cheap():
         Z = CNNGPSketch(n_components=256, n_channels=channels, random_state=0).fit(X)
         dev = np.max(np.abs(np.sum(Z.transform(X) ** 2, axis=1) / K - 1))
         assert (dev <= 1e-10) == exact, (channels, dev)
+
+
+@pytest.mark.parametrize("est_cls", [CNNGPSketch, CNTKSketch])
+def test_fit_warns_with_the_expected_error(est_cls):
+    """Too few features for the network: ``fit`` warns, naming the estimate
+    (measured against the exact kernel on the training images)."""
+    X = np.random.RandomState(0).randn(8, 12, 12, 1)
+    est = est_cls(
+        act="tanh",
+        architecture="conv_stack",
+        depth=3,
+        n_components=8,
+        n_channels=2,
+        random_state=0,
+    )
+    with pytest.warns(UserWarning, match="estimated at") as record:
+        est.fit(X)
+    assert est.error_estimate_ > 0.5
+    assert f"{est.error_estimate_:.3g}" in str(record[0].message)
