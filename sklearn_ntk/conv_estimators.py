@@ -4,7 +4,9 @@
 :class:`~sklearn_ntk.networks.Network`: per-pixel features go
 through each ``Conv`` (concatenation of the ``k x k`` neighbourhood), each
 activation (the feature rule of the fully connected sketches, pixel by
-pixel), pooling and the readout.  ``transform`` runs it in batches of images.
+pixel), pooling and the readout; on small images each output row is then
+rescaled to the exact ``K(x, x)`` (:func:`exact_output_norms`).
+``transform`` runs it in batches of images.
 Everything else (validation, ``fit``, ``transform``, backends, batches) is
 the base of :mod:`sklearn_ntk.estimators`; this family adds only its input
 check (images), its network and the widths of its sketch.
