@@ -23,6 +23,19 @@ sketched ones (the path of large images); the oracle's convolutional inputs (``t
 8 x 8 x 3 images each) on the oracle's Myrtle-5 case (case102) and on its
 ``conv_stack`` depth 2, flatten, ``W_std=1, b_std=0.1`` case (case099).
 
+Why the sketched output norms (the path of images of more than ``2 *
+n_channels`` pixels) can miss the error line: their error is that of the
+hidden layers, which carry ``n_channels = m / 16`` features per pixel, not
+``m``.  Each hidden layer adds a relative error ``~ c_l / sqrt(n_channels)``
+to every pixel-pair kernel, and as the deep features of all images are
+nearly collinear it is nearly the same for all image pairs: the relative
+Frobenius error is then about ``sqrt(16 sum_l c_l^2 / m)``, against the ideal
+``sqrt((1 + tr(K)^2 / ||K||_F^2) / m) ~ sqrt(2 / m)`` of such kernels (all
+entries alike make ``tr(K)^2 / ||K||_F^2`` close to 1): a ratio ``sqrt(8
+sum_l c_l^2)`` set by the network and the activation, not by ``m``.  Exact
+output norms remove that common part (it is a scale of each row); a map with
+sketched norms meets the line only with hidden widths closer to ``m``.
+
 Writes ``benchmarks/results/conv_accuracy.md``.  Run::
 
     PYTHONPATH=. python benchmarks/conv_accuracy.py           # ~10 min, 2 cores
