@@ -651,6 +651,8 @@ def _neighbourhoods(phi: Any, k: int, scale: float, bias: float) -> Any:
 
 
 def _row_norms(xp: Any, a: Any) -> Any:
+    if is_numpy(xp):  # one pass, no temporary as wide as the neighbourhoods
+        return np.sqrt(np.einsum("ij,ij->i", a, a))
     return xp.sqrt(xp.sum(a * a, axis=1))
 
 
@@ -710,7 +712,11 @@ class ConvSketch(LayerSketch):
         out = srht(flat)
         if keep_norm:
             r, r_out = _row_norms(xp, flat), _row_norms(xp, out)
-            out = out * (r / xp.where(r_out > 0, r_out, xp.ones_like(r_out)))[:, None]
+            fac = (r / xp.where(r_out > 0, r_out, xp.ones_like(r_out)))[:, None]
+            if is_numpy(xp):  # the SRHT's own output: scaled in place
+                out *= fac
+            else:
+                out = out * fac
         return xp.reshape(out, (*shape, out.shape[-1]))
 
     def __call__(self, f: Features) -> Features:
