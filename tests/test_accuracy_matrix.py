@@ -200,3 +200,18 @@ def test_error_estimate_warns_above_threshold():
         warnings.simplefilter("error", UserWarning)
         est = NTKSketch(act="relu", n_components=2048, random_state=0).fit(X)
     assert est.error_estimate_ < WARN_ABOVE
+
+
+# ------------------------------------------------------- exp_normalized, gamma
+
+
+@pytest.mark.parametrize("gamma, kernel", [(10.0, "nngp"), (1000.0, "ntk")])
+def test_exp_normalized_large_gamma(matrix, gamma, kernel):
+    # The Hermite mass of exp(gamma (rho - 1)) sits near degree gamma: at
+    # gamma = 1000 every feature was 0 (the degrees' shares underflowed), at
+    # gamma = 10 the fold past degree 8 biased the NNGP (+7 standard errors).
+    # Now a sine on the unit rows (sphere_form) gives bounded features.
+    act = get("exp_normalized", gamma=gamma)
+    cell = matrix.Cell(f"exp_normalized({gamma:g})", "mix3", 1, kernel, "dense", 512)
+    cell = matrix.run_cell(act, cell, n=60, d=16, seeds=20)
+    assert cell.failures == [], (cell.failures, cell.why, cell.err, cell.bound)

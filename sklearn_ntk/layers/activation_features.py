@@ -19,7 +19,8 @@ hermite    The paper's truncated expansion up to ``degree``: degrees 1 and 2
 hybrid     Exact low degrees (``min(degree, 2)``, fewer when the input is
            wide) plus unbiased Monte-Carlo features of the whole remainder
            ``sigma(r z) - sum_{n <= q} a_n(r) h_n(z)``, ``z = u G``.  Needs a
-           pointwise activation and dense input.
+           pointwise activation (or a pointwise form on the sphere, see
+           below) and dense input.
 sparse     CountSketch (degree 1) and TensorSketch (degrees 2..``degree``)
            of ``u``: input-sparsity time on CSR input, folded tail.
 auto       ``sparse`` on sparse input, ``hermite`` for activations known by
@@ -34,6 +35,14 @@ features are rescaled so that ``||phi'||^2 = Sigma(x, x)`` and ``||psi'||^2
 = ||psi||^2 Sigma_dot(x, x)`` exactly, for dense and convolutional layers
 alike (a convolutional activation is the same rule run on every pixel).
 
+An activation known by its dual alone may offer a pointwise form on the
+sphere (``Activation.sphere_form``: ``exp_normalized``'s ``exp(gamma (rho -
+1))`` is the dual of a sine on unit rows): then every rule draws features of
+the unit rows ``u`` for that form, and scales them by ``sqrt(c) r`` per row.
+Its Hermite mass sits near degree ``gamma``, past any truncation for large
+``gamma`` (all-zero features at ``gamma = 1000`` before), while the sine's
+Monte-Carlo features are bounded at every ``gamma``.
+
 Each rule states its variance (:meth:`FeatureRule.relative_variance`), so a
 network can split its budget across layers and estimate its own error.
 """
@@ -41,6 +50,7 @@ network can split its budget across layers and estimate its own error.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -199,18 +209,34 @@ def _device(a: Any) -> Any:
     return device(a)
 
 
+def _sphere_form(act: Activation) -> tuple[Activation, float] | None:
+    """``(act', c)`` when the activation's dual is ``c r_x r_y Sigma'(u_x,
+    u_y)`` for a pointwise ``act'`` on unit rows (``exp_normalized``)."""
+    form = getattr(act, "sphere_form", None)
+    return None if form is None else form()
+
+
 class _Reference:
     """The exact duals a rule needs at its reference scales, from one dual
-    evaluation: ``r = sqrt(dims.scale2) * (1/2, 1, 2)`` (typical rows) and
+    evaluation: ``r = sqrt(dims.scale2) * (1/2, 1, 2)`` (typical rows; only
+    ``1`` with ``unit``, for rows known to be unit vectors) and
     ``sqrt(dims.scale2)`` itself (for the output's reference state)."""
 
-    def __init__(self, act: Activation, dims: Dims, ntk: bool):
+    def __init__(self, act: Activation, dims: Dims, ntk: bool, unit: bool = False):
         s = math.sqrt(max(dims.scale2, 0.0))
-        self.r = max(s, 1e-6) * np.array([0.5, 1.0, 2.0])
+        spread = [1.0] if unit else [0.5, 1.0, 2.0]
+        r = max(s, 1e-6) * np.array(spread)
+        if dims.scales2 and not unit:
+            # The training data's scales outside the typical band.
+            data = np.sqrt(np.asarray(dims.scales2, dtype=np.float64))
+            far = (data > 0) & ((data < r.min()) | (data > r.max()))
+            r = np.concatenate([r, np.unique(data[far])])
+        self.r = r
+        k = r.size
         pm = _dual_pm(act, np.append(self.r, s), ntk)
-        self.totals = tuple(None if v is None else v[:3] for v in pm)
-        self.scale2 = float(pm[0][3])
-        self.scale2_dot = float(pm[2][3]) if ntk else 0.0
+        self.totals = tuple(None if v is None else v[:k] for v in pm)
+        self.scale2 = float(pm[0][k])
+        self.scale2_dot = float(pm[2][k]) if ntk else 0.0
 
 
 def _weights(act: Activation, degree: int, ref: _Reference, ntk: bool):
@@ -636,8 +662,8 @@ def choose_method(
     """What ``method="auto"`` picks for one layer, and the degree it uses.
 
     * sparse input: ``"sparse"`` (the only input-sparsity-time rule);
-    * activations known by their dual alone (``exp_normalized``): ``"hermite"``
-      (no pointwise function to sample);
+    * activations known by their dual alone (and without a pointwise form on
+      the sphere): ``"hermite"`` (no pointwise function to sample);
     * a finite Hermite expansion (polynomial activations): ``"hermite"`` at
       ``max(degree, its degree)``, which represents it exactly: no tail, no
       fold, only PolySketch variance;
@@ -851,11 +877,25 @@ class ElementwiseSketch(LayerSketch):
         self.act = act
         self.ntk = dims.psi is not None
         ref = _Reference(act, dims, self.ntk)
+        # Duals known on the sphere (exp_normalized): the rule draws features
+        # of the unit rows for the pointwise form, scaled back per row.
+        form = _sphere_form(act)
+        self.sphere = form
+        rule_act, rule_dims, rule_ref = act, dims, ref
+        if form is not None:
+            rule_act = form[0]
+            rule_dims = replace(dims, scale2=1.0, scales2=None)
+            rule_ref = _Reference(rule_act, rule_dims, self.ntk, unit=True)
+            self._unit_totals = _dual_pm(rule_act, np.ones(1), self.ntk)
         if method == "auto":
-            method, degree = choose_method(act, degree, dims, n_phi, ref)
+            method, degree = choose_method(rule_act, degree, rule_dims, n_phi, rule_ref)
         self.method = method
-        self.rule = RULES[method](act, degree, dims, n_phi, self.ntk, rng, ref)
-        self.ntk_part = NTKPart(self.rule, dims, n_psi, ref, rng) if self.ntk else None
+        self.rule = RULES[method](
+            rule_act, degree, rule_dims, n_phi, self.ntk, rng, rule_ref
+        )
+        self.ntk_part = (
+            NTKPart(self.rule, rule_dims, n_psi, rule_ref, rng) if self.ntk else None
+        )
         # Norms are made exact (exact_norms), so the output's reference
         # state is the exact dual at the input's.
         self.dims_out = Dims(
@@ -864,6 +904,24 @@ class ElementwiseSketch(LayerSketch):
             scale2=ref.scale2,
             scale2_ntk=ref.scale2_dot * dims.scale2_ntk,
         )
+
+    def _on_sphere(self, xp: Any, u: Any, r_host: np.ndarray, dtype, dev) -> tuple:
+        """The rule on the unit rows for the sphere form ``(act', c)``:
+        ``Phi(x) = sqrt(c) r Phi'(u)``, ``Phi_dot(x) = sqrt(c) Phi_dot'(u)``."""
+        n = r_host.shape[0]
+        ones = np.ones(n)
+        totals = tuple(
+            None if v is None else np.broadcast_to(v, (n,)) for v in self._unit_totals
+        )
+        phi, rest, b0 = self.rule(xp, u, ones, dtype, dev, totals)
+        root = math.sqrt(self.sphere[1])
+        scale = asxp(root * r_host, xp, device=dev, dtype=dtype)[:, None]
+        phi = phi * scale
+        if rest is not None:
+            rest = rest * root
+        if b0 is not None:
+            b0 = b0 * root
+        return phi, rest, b0
 
     @property
     def degree(self) -> int:
@@ -893,7 +951,10 @@ class ElementwiseSketch(LayerSketch):
         # The exact duals at rho = +-1 of every row: the fold's totals and
         # the norms' targets, in one evaluation.
         totals = _dual_pm(self.act, r_host, self.ntk)
-        phi_out, rest, b0 = self.rule(xp, u, r_host, dtype, dev, totals)
+        if self.sphere is None:
+            phi_out, rest, b0 = self.rule(xp, u, r_host, dtype, dev, totals)
+        else:
+            phi_out, rest, b0 = self._on_sphere(xp, u, r_host, dtype, dev)
         phi_out = exact_norms(xp, phi_out, self.rule.n_exact, totals[0])
         if not self.ntk:
             return Features(phi_out)
