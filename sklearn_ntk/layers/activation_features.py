@@ -226,6 +226,7 @@ class _Reference:
         s = math.sqrt(max(dims.scale2, 0.0))
         spread = [1.0] if unit else [0.5, 1.0, 2.0]
         r = max(s, 1e-6) * np.array(spread)
+        self.n_typical = r.size
         if dims.scales2 and not unit:
             # The training data's scales outside the typical band.
             data = np.sqrt(np.asarray(dims.scales2, dtype=np.float64))
@@ -239,13 +240,21 @@ class _Reference:
         self.scale2_dot = float(pm[2][k]) if ntk else 0.0
 
 
-def _weights(act: Activation, degree: int, ref: _Reference, ntk: bool):
+def _weights(
+    act: Activation, degree: int, ref: _Reference, ntk: bool, fold: bool = False
+):
     """Share of the dual carried by each degree 1..q, and by the tail.
 
     Maximum over the reference scales, and over ``sigma`` and ``sigma'`` for
-    the NTK, of the unfolded ``a_n(r)^2 / E[sigma(r z)^2]``.
+    the NTK, of the unfolded ``a_n(r)^2 / E[sigma(r z)^2]``; with ``fold``,
+    of the folded ones (:func:`folded_hermite`): a rule that folds its tail
+    sketches it in the top degrees, which must get the features for it (at
+    large scales the tail is most of the dual).
     """
-    a, b = act.hermite(ref.r, degree)
+    if fold:
+        a, b = folded_hermite(act, ref.r, degree, ntk, ref.totals)
+    else:
+        a, b = act.hermite(ref.r, degree)
     sig_p, _, dot_p, _ = ref.totals
     pairs = [(a, sig_p)] + ([(b, dot_p)] if ntk else [])
     w = np.zeros(degree)
@@ -258,6 +267,33 @@ def _weights(act: Activation, degree: int, ref: _Reference, ntk: bool):
     return w, tail
 
 
+def _moment_rule(r: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights (summing to 1) for ``E[f(z)]``, ``z ~ N(0, 1)``:
+    Gauss-Hermite of degree 200, or for ``f`` with features of width ``1 /
+    r`` the trapezoid rule on ``+-geomspace(1e-3 / r, 10)`` (and 0)."""
+    if r is None:
+        z, w = np.polynomial.hermite_e.hermegauss(200)
+        return z, w / w.sum()
+    g = np.geomspace(min(1e-3 / max(r, 1e-300), 1e-3), 10.0, 2000)
+    z = np.concatenate([-g[::-1], [0.0], g])
+    dz = np.diff(z)
+    w = np.zeros(z.size)
+    w[:-1] += 0.5 * dz
+    w[1:] += 0.5 * dz
+    w *= np.exp(-0.5 * z * z)
+    return z, w / w.sum()
+
+
+def _hermite_basis(z: np.ndarray, degree: int) -> np.ndarray:
+    """Normalized Hermite polynomials ``h_0..h_degree`` at ``z``, by recurrence."""
+    h = np.ones((degree + 1, z.size))
+    if degree >= 1:
+        h[1] = z
+    for n in range(2, degree + 1):
+        h[n] = (z * h[n - 1] - math.sqrt(n - 1) * h[n - 2]) / math.sqrt(n)
+    return h
+
+
 def _tail_cost(act: Activation, degree: int, ref: _Reference, ntk: bool) -> float:
     """Variance factor of one Monte-Carlo tail feature at the reference scales.
 
@@ -265,21 +301,20 @@ def _tail_cost(act: Activation, degree: int, ref: _Reference, ntk: bool) -> floa
     ``rho = 1``, the relative variance ``E[t^4] / E[t^2]^2 - 1`` (2 for a
     Gaussian ``t``, the value of ``_TAIL_COST``); heavy-tailed activations
     (``exp``, high monomials, large scales) have far more.  Gauss-Hermite
-    quadrature of degree 200 (exact for polynomial tails up to degree 399);
-    the largest value over the scales and over ``sigma``, ``sigma'``; ``inf``
+    quadrature of degree 200 (exact for polynomial tails up to degree 399)
+    at the typical scales; at the training data's scales far from them
+    (:class:`_Reference`), where ``sigma(r z)`` may have features of width
+    ``1 / r`` (steps, spikes of ``erf'``, ``gaussian``) that no Gauss-Hermite
+    node sees, a trapezoid rule on a geometric grid from ``1e-3 / r`` to 10.
+    The largest value over the scales and over ``sigma``, ``sigma'``; ``inf``
     where the moments overflow.
     """
-    z, w = np.polynomial.hermite_e.hermegauss(200)
-    w = w / w.sum()
-    h = np.ones((degree + 1, z.size))
-    if degree >= 1:
-        h[1] = z
-    for n in range(2, degree + 1):
-        h[n] = (z * h[n - 1] - math.sqrt(n - 1) * h[n - 2]) / math.sqrt(n)
     a, b = act.hermite(ref.r, degree)
     worst = 0.0
     with np.errstate(all="ignore"):
         for i, r in enumerate(ref.r):
+            z, w = _moment_rule(float(r) if i >= ref.n_typical else None)
+            h = _hermite_basis(z, degree)
             fns = [(act(r * z), a[i])]
             if ntk:
                 fns.append((act.derivative(r * z), b[i]))
@@ -348,8 +383,9 @@ class FeatureRule:
             int(degree), narrow1, narrow2, dims
         )
         q = self.degree
-        weights, tail = _weights(act, q, ref, self.ntk)
+        _, tail = _weights(act, q, ref, self.ntk)
         self._tail_share = tail
+        weights = _weights(act, q, ref, self.ntk, fold=not self.mc_tail)[0]
         if self.exact1:
             budget -= d
         if self.exact2:
@@ -681,16 +717,18 @@ def choose_method(
       ``sparse`` 1.2 to 4 times worse on dense input.
 
     ``degree`` under ``"auto"``: it is the truncation degree wherever
-    ``hermite`` or ``sparse`` is picked; where ``hybrid`` is picked it only
+    ``hermite`` or ``sparse`` is picked (raised to ``_FAR_DEGREE`` where the
+    training data's scales put the dual's mass past it, see
+    :func:`_far_degree`); where ``hybrid`` is picked it only
     caps the exact low degrees (``min(degree, 2)``), since the Monte-Carlo
     tail covers every higher degree without bias and at a lower variance per
     feature than PolySketches of them (measured as above).
     """
     ntk = dims.psi is not None
     if dims.sparse:
-        return "sparse", degree
+        return "sparse", _far_degree(act, degree, ref, ntk)
     if not _has_pointwise(act):
-        return "hermite", degree
+        return "hermite", _far_degree(act, degree, ref, ntk)
     finite = _finite_degree(act, ref, ntk)
     if finite is not None:
         return "hermite", max(int(degree), finite)
@@ -699,9 +737,58 @@ def choose_method(
     narrow2 = dims.phi <= budget // 4 and d2 <= budget // 4
     q = min(int(degree), 2 if narrow2 else 1)
     _, tail = _weights(act, q, ref, ntk)
-    if tail <= _TAIL_THRESHOLD or _tail_cost(act, q, ref, ntk) > _HEAVY_TAIL:
-        return "hermite", degree
+    if (
+        tail <= _TAIL_THRESHOLD
+        or _tail_cost(act, q, ref, ntk) > _HEAVY_TAIL
+        or _far_tail_cost(act, q, ref, ntk) > budget / _FAR_TAIL_FEATURES
+    ):
+        return "hermite", _far_degree(act, degree, ref, ntk)
     return "hybrid", degree
+
+
+#: At the training data's far scales a Monte-Carlo tail needs about this many
+#: features per unit of its variance factor: a tail feature of ``erf'(r z)``
+#: is a spike that ~1 in ``c`` features hits (``c`` its variance factor, ~r),
+#: and with fewer hits than a handful the sum is heavy-tailed, its typical
+#: value below the mean (at ``||x||^2 / d = 1e4``, c = 138 and 188 tail
+#: features: the aggregate +6 standard errors off over 20 seeds).
+_FAR_TAIL_FEATURES = 4.0
+
+
+def _far_tail_cost(act: Activation, q: int, ref: _Reference, ntk: bool) -> float:
+    """:func:`_tail_cost` at the training data's far scales only (0: none)."""
+    if ref.r.size == ref.n_typical:
+        return 0.0
+    far = _Reference.__new__(_Reference)
+    far.r, far.n_typical = ref.r[ref.n_typical :], 0
+    far.totals = tuple(None if v is None else v[ref.n_typical :] for v in ref.totals)
+    return _tail_cost(act, q, far, ntk)
+
+
+#: Truncation degree of the folding rules at the training data's far scales.
+#: There the dual's mass lies past any small degree (``erf'`` at ``||x||^2 /
+#: d = 1e8`` spreads it up to degree ~1e8), and folding it into ``rho^8``
+#: biased the off-diagonal by 4 to 7 standard errors (20 seeds; erf, tanh,
+#: gaussian; ``benchmarks/accuracy_matrix.py``); folded into ``rho^16`` it is
+#: within 2 at the same error.
+_FAR_DEGREE = 16
+
+
+def _far_degree(act: Activation, degree: int, ref: _Reference, ntk: bool) -> int:
+    """``degree``, raised to ``_FAR_DEGREE`` when at the training data's far
+    scales (beyond the typical ones of ``ref``) more than ``_TAIL_THRESHOLD``
+    of the dual lies past it."""
+    far = slice(ref.n_typical, None)
+    if degree >= _FAR_DEGREE or ref.r[far].size == 0:
+        return degree
+    a, b = act.hermite(ref.r[far], degree)
+    pairs = [(a, ref.totals[0][far])] + ([(b, ref.totals[2][far])] if ntk else [])
+    for c, tot in pairs:
+        tot = np.maximum(np.asarray(tot, dtype=np.float64), 1e-300)
+        share = (c * c).sum(axis=1) / tot
+        if float(np.max(1.0 - share)) > _TAIL_THRESHOLD:
+            return _FAR_DEGREE
+    return degree
 
 
 # ----------------------------------------------------------------------------
