@@ -24,6 +24,7 @@ from sklearn.utils import check_random_state
 from ._backend import asxp, get_namespace, get_namespace_and_device, to_numpy
 from ._min_width import min_unbiased_width
 from .activations import Activation, _gap_of
+from .layers.activation_features import FAR_SCALE
 from .layers.base import Dims, Features, KernelState, Layout, Widths, scatter
 from .layers.dense import Dense, Elementwise
 from .layers.sparse_input import SparseToDense
@@ -710,7 +711,9 @@ class Network:
                 out.append(tuple(float(x) for x in s[np.isfinite(s) & (s > 0)]))
                 k = layer.kernel(k)
         split = None
-        if ntk and ((v < 0.25) | (v > 4.0)).any() and _is_array(k.ntk):
+        ref = float(np.asarray(self.input.reference_state(ntk).nngp).ravel()[0])
+        far = (v < ref / FAR_SCALE) | (v > ref * FAR_SCALE)
+        if ntk and far.any() and _is_array(k.ntk):
             # The NTK budget split at the data scale of largest Theta (whose
             # rows dominate the Frobenius norm), when the data is far from
             # standardized.
