@@ -218,7 +218,7 @@ class _BaseNeuralSketch(
                 "again (only batch_size, backend and verbose may change after fit)."
             )
 
-    def _data_scales(self, X: Any) -> np.ndarray | None:
+    def _data_scales(self, X: Any) -> tuple[float, ...] | None:
         """Scales of the training rows handed to ``_draw`` (``None``: the
         family's sketches take their scales from the parameters alone)."""
         return None
@@ -565,16 +565,17 @@ class _FullyConnectedSketch(_BaseNeuralSketch):
             input_scales=self._input_scales,
         )
 
-    def _data_scales(self, X: Any) -> np.ndarray:
+    def _data_scales(self, X: Any) -> tuple[float, ...]:
         """Quantiles (0, 5, 50, 95, 100%) of the training rows' ``||x||^2 /
         d``: the feature rules split their budgets, and choose between
         Hermite and Monte-Carlo tails, at these scales too (a tail that is
-        light at ``||x||^2 / d = 1`` can be heavy at ``1e8``)."""
+        light at ``||x||^2 / d = 1`` can be heavy at ``1e8``).  Host floats,
+        not an array (fitted arrays must live in the input's namespace)."""
         kxx = np.asarray(to_numpy(_scaled_rows(X)[1]), dtype=np.float64)
         kxx = kxx[np.isfinite(kxx)]
         if kxx.size == 0:
-            return np.ones(1)
-        return np.quantile(kxx, [0.0, 0.05, 0.5, 0.95, 1.0])
+            return (1.0,)
+        return tuple(float(v) for v in np.quantile(kxx, [0.0, 0.05, 0.5, 0.95, 1.0]))
 
     def _min_bytes_per_row(self) -> float:
         """Lower bound of the memory to fit and transform one row.

@@ -93,7 +93,7 @@ def _known_cell(matrix, act):
 def test_matrix_heavy_tails(matrix, act):
     """Cells of issue 12 that were known failures: hermite(6) passes since
     the homogeneous and finite-expansion rules, exp since the fold past
-    degree 8 (2% to 54% of its dual at depth 2) goes to degree 16."""
+    degree 8 (2% to 54% of its dual at depth 2) goes to degree 12."""
     cell = _known_cell(matrix, act)
     assert cell.failures == [], cell.why
 
