@@ -565,13 +565,25 @@ class _FullyConnectedSketch(_BaseNeuralSketch):
             input_scales=self._input_scales,
         )
 
-    def _data_scales(self, X: Any) -> tuple[float, ...]:
+    def _data_scales(self, X: Any) -> tuple[float, ...] | None:
         """Quantiles (0, 5, 50, 95, 100%) of the training rows' ``||x||^2 /
         d``: the feature rules split their budgets, and choose between
         Hermite and Monte-Carlo tails, at these scales too (a tail that is
         light at ``||x||^2 / d = 1`` can be heavy at ``1e8``).  Host floats,
         not an array (fitted arrays must live in the input's namespace)."""
-        kxx = np.asarray(to_numpy(_scaled_rows(X)[1]), dtype=np.float64)
+        try:
+            kxx = _scaled_rows(X)[1]
+        except OverflowError:
+            # float32 rows near 1e19: ||x||^2 / d only overflows float32.
+            try:
+                if sp.issparse(X):
+                    wide = X.astype(np.float64)
+                else:
+                    wide = np.asarray(to_numpy(X), dtype=np.float64)
+                kxx = _scaled_rows(wide)[1]
+            except OverflowError:  # not representable: the reference alone
+                return None
+        kxx = np.asarray(to_numpy(kxx), dtype=np.float64)
         kxx = kxx[np.isfinite(kxx)]
         if kxx.size == 0:
             return (1.0,)
