@@ -6,7 +6,7 @@ With ``n_channels="auto"`` (the default) the hidden widths of
 on the first 200 of scikit-learn's digits (pixels / 16, 8 x 8 x 1 images) and
 the Myrtle-5 network, the relative Frobenius error ``||Z Z^T - K|| / ||K||``
 of the sketch against the exact kernel (``cntk_kernel`` / ``cnngp_kernel``),
-mean of 3 seeds, for ``n_components`` from 512 to 8192, with the fitted slope
+mean of 6 seeds (``--seeds``), for ``n_components`` from 512 to 8192, with the fitted slope
 of ``log(error)`` against ``log(n_components)`` (acceptance: at most -0.5,
 i.e. the error falls at least like ``n_components^(-1/2)``) and the transform
 time per image.  Cases: relu CNTK (the acceptance case), erf CNTK, relu CNNGP.
@@ -65,8 +65,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="40 images, 1 seed")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=6)
     args = parser.parse_args(argv)
-    n, seeds = (40, 1) if args.quick else (200, 3)
+    n, seeds = (40, 1) if args.quick else (200, args.seeds)
     components = [512, 1024, 2048, 4096, 8192]
     cases = CASES[:1] if args.quick else CASES
     X = load_digits().data[:n] / 16

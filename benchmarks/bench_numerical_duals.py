@@ -19,7 +19,8 @@ this machine unset (see shared/reference/benchmarking.md)::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=. python benchmarks/bench_numerical_duals.py
 
-``--quick`` uses 1000 rows and one repetition.
+``--quick`` uses 1000 rows and one repetition; ``--conv-only`` reruns only
+the convolutional figure and replaces its section of the results file.
 """
 
 from __future__ import annotations
@@ -269,35 +270,9 @@ def oracle_tanh():
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-
-    args = parser.parse_args()
-    n, reps = (1000, 1) if args.quick else (2000, 3)
-    load0 = os.getloadavg()[0]
-    with threads(1):
-        fc = bench_fc(n, reps)
-        conv = bench_conv(reps)
-        gp = bench_gp()
-        issue = issue_examples()
-    acc, checks, npts = accuracy()
-    orc = oracle_tanh()
-    load1 = os.getloadavg()[0]
-    lines = [
-        "# Numerically integrated duals (tanh, sigmoid, softplus, silu, mish, elu, selu, callables)",
-        "",
-        machine_facts().replace("threads fixed to 2", "threads fixed to 1"),
-        f"1-minute load average at start / end: {load0:.1f} / {load1:.1f} (2 cores, shared).",
-        "",
-        f"## NTK, {n} x 100 inputs, depth 3 (float64)",
-        "",
-        "Best and median of "
-        f"{reps} after a warm-up; relu runs before each activation in every "
-        "repetition, and the ratio is best / best relu.",
-        "",
-        *markdown_table(["activation", "best (s)", "median (s)", "vs relu"], fc),
-        "",
+def conv_section(conv, reps) -> list[str]:
+    """The markdown of the convolutional figure."""
+    return [
         f"## Exact CNNGP / CNTK, {CONV_IMAGES} digits (8 x 8), tanh against relu",
         "",
         "Best of "
@@ -322,6 +297,72 @@ def main() -> None:
             conv,
         ),
         "",
+    ]
+
+
+def conv_only(reps) -> None:
+    """Reruns the convolutional figure alone and splices it into ``OUT``."""
+    load0 = os.getloadavg()[0]
+    with threads(1):
+        conv = bench_conv(reps)
+    load1 = os.getloadavg()[0]
+    head = f"## Exact CNNGP / CNTK, {CONV_IMAGES} digits (8 x 8), tanh against relu"
+    text = OUT.read_text()
+    start = text.index(head)
+    end = text.index("\n## ", start + len(head)) + 1
+    note = [
+        f"Rerun alone (`--conv-only`, {reps} repetitions): "
+        + machine_facts().replace("threads fixed to 2", "threads fixed to 1")
+        + f"  1-minute load average at start / end: {load0:.1f} / {load1:.1f}.",
+        "",
+    ]
+    section = conv_section(conv, reps)
+    lines = section[:2] + note + section[2:]
+    OUT.write_text(text[:start] + "\n".join(lines) + "\n" + text[end:])
+    print(f"wrote {OUT}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--conv-only",
+        action="store_true",
+        help="run only the convolutional figure and replace its section of "
+        "the results file (the other sections are kept as they are)",
+    )
+    parser.add_argument("--reps", type=int, default=None, help="repetitions")
+
+    args = parser.parse_args()
+    n, reps = (1000, 1) if args.quick else (2000, 3)
+    reps = args.reps or reps
+    if args.conv_only:
+        conv_only(reps)
+        return
+    load0 = os.getloadavg()[0]
+    with threads(1):
+        fc = bench_fc(n, reps)
+        conv = bench_conv(reps)
+        gp = bench_gp()
+        issue = issue_examples()
+    acc, checks, npts = accuracy()
+    orc = oracle_tanh()
+    load1 = os.getloadavg()[0]
+    lines = [
+        "# Numerically integrated duals (tanh, sigmoid, softplus, silu, mish, elu, selu, callables)",
+        "",
+        machine_facts().replace("threads fixed to 2", "threads fixed to 1"),
+        f"1-minute load average at start / end: {load0:.1f} / {load1:.1f} (2 cores, shared).",
+        "",
+        f"## NTK, {n} x 100 inputs, depth 3 (float64)",
+        "",
+        "Best and median of "
+        f"{reps} after a warm-up; relu runs before each activation in every "
+        "repetition, and the ratio is best / best relu.",
+        "",
+        *markdown_table(["activation", "best (s)", "median (s)", "vs relu"], fc),
+        "",
+        *conv_section(conv, reps),
         "## Gaussian process, 200 diabetes samples (standardized)",
         "",
         "`GaussianProcessRegressor(NTKKernel(act, W_std_bounds=(0.05, 20), "

@@ -22,8 +22,11 @@ correlation, in three tiers:
    ``|ρ|^(N+1) sqrt(T_x(N) T_y(N))`` with the exact tails
    ``T(N) = E[σ(r z)²] - Σ_{n<=N} a_n(r)²``; each pair stops at the first tier
    where this certified bound is below ``TOL = 1e-10``.  Pairs that need
-   more than 32 terms are gathered and continued with coefficients up to
-   degree 255, then (large scales, ``|ρ| <= 0.99``) up to degree 1023.
+   more than 32 terms are gathered and continued from their partial sums,
+   each once, to the first tier (of fine steps) its bound passes, with
+   coefficients up to degree 255, then (large scales) up to degree 1023.
+   A batch of the pairs of one set with itself (a diagonal tile) is
+   computed on its upper triangle and mirrored.
 3. **Per pair, 2-D quadrature** for the few pairs the series cannot settle
    (large scales with ``|ρ|`` near 1, kinked activations near ``|ρ| = 1``):
    an iterated composite Gauss-Legendre rule in ``a = u / sqrt(kxx)`` and the
@@ -36,7 +39,8 @@ correlation, in three tiers:
    the conditional mean and deviation, so it is tabulated once per
    activation and octave of ``τ`` (checked against the direct rule at
    interleaved points when built, :class:`_InnerTable`): a hard pair then
-   costs a 1-D outer rule (about 0.3 ms instead of 5-20 ms).
+   costs a 1-D outer rule (about 0.05 ms instead of 5-20 ms), and repeated
+   hard pairs (equal patches) are integrated once.
 
 Exact symmetry: every pair's value is a fixed sequence of IEEE operations on
 its own data (products of the two scales' coefficients, tier thresholds that
@@ -296,25 +300,38 @@ class Moments:
     * ``coef``: ``(q + 1, S)``, ``coef[n, s] = E[g(r_s z) h_n(z)]``;
     * ``sq``: ``E[g(r z)²]`` (the dual at ``ρ = 1``, equal scales);
     * ``anti``: ``E[g(r z) g(-r z)]`` (the dual at ``ρ = -1``, equal scales);
-    * ``tail``: ``(q + 1, S)``, ``sq - Σ_{k<=n} coef[k]²``, floored at
-      ``1e-13 sq`` (the rounding level of the two terms);
+    * ``tail(n)``: ``sq - Σ_{k<=n} coef[k]²``, floored at ``1e-13 sq`` (the
+      rounding level of the two terms), for the degrees the tiers ask for;
     * ``parity``: 1 (odd g: only odd degrees), 0 (even), -1 (neither).
     """
 
     def __init__(self, coef: np.ndarray, sq: np.ndarray, anti: np.ndarray, par: int):
-        coef = np.array(coef, dtype=np.float64)
+        self.coef = np.array(coef.T, dtype=np.float64, order="C")  # one copy
         if par >= 0:  # exact zeros where symmetry forces them
-            coef[:, 1 - par :: 2] = 0.0
+            self.coef[1 - par :: 2] = 0.0
             anti = -sq if par == 1 else sq
         self.parity = par
-        self.coef = np.ascontiguousarray(coef.T)
         self.sq = np.asarray(sq, dtype=np.float64)
         self.anti = np.asarray(anti, dtype=np.float64)
-        tail = self.sq[None, :] - np.cumsum(self.coef * self.coef, axis=0)
-        self.tail = np.maximum(tail, 1e-13 * self.sq[None, :])
         self.finite = bool(
             np.all(np.isfinite(self.coef)) and np.all(np.isfinite(self.sq))
         )
+        self._cum: np.ndarray | None = None
+
+    def tail(self, n: int) -> np.ndarray:
+        """``max(sq - Σ_{k<=n} coef[k]², 1e-13 sq)`` per scale."""
+        if self._cum is None:
+            # Running sums over the degrees of the parity only: adding the
+            # exact zeros of the others would change no bit.
+            first = max(self.parity, 0)
+            step = 2 if self.parity >= 0 else 1
+            c = self.coef[first::step]
+            self._cum = np.cumsum(c * c, axis=0)
+            self._first, self._step = first, step
+        if n < self._first:
+            return np.maximum(self.sq, 1e-13 * self.sq)
+        cum = self._cum[(n - self._first) // self._step]
+        return np.maximum(self.sq - cum, 1e-13 * self.sq)
 
 
 # --------------------------------------------------------------------------- #
@@ -376,10 +393,25 @@ class _Interval:
             g, 2.0 ** (lo + (x + 1) * 0.5 * (hi - lo)), degree, kinks
         )
         self.vals = np.concatenate([coef, sq[:, None], anti[:, None]], axis=1)
+        self._parity_vals: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def __call__(self, t: np.ndarray) -> np.ndarray:
+    def __call__(self, t: np.ndarray, par: int = -1) -> np.ndarray:
+        """Interpolated rows at ``log2 r = t``; for ``par >= 0`` only the
+        degrees of that parity (and the two 1-D moments) are interpolated,
+        the others are left 0 (:class:`Moments` zeroes them anyway)."""
         x = 2.0 * (t - self.lo) / (self.hi - self.lo) - 1.0
-        return _combine(_bary(x, _CHEB_P), self.vals)
+        L = _bary(x, _CHEB_P)
+        if par < 0:
+            return _combine(L, self.vals)
+        sub = self._parity_vals.get(par)
+        if sub is None:
+            q = self.vals.shape[1] - 3
+            cols = np.r_[par : q + 1 : 2, q + 1, q + 2]
+            sub = (cols, np.ascontiguousarray(self.vals[:, cols]))
+            self._parity_vals[par] = sub
+        out = np.zeros((t.size, self.vals.shape[1]))
+        out[:, sub[0]] = _combine(L, sub[1])
+        return out
 
 
 def _build_octave(g, j, degree, kinks, tol=_CHECK_TOL, depth=0):
@@ -476,7 +508,7 @@ def _scale_moments(act, derivative, r, degree, kinks):
         for iv in ivs:
             s = sel[(t[sel] >= iv.lo) & (t[sel] < iv.hi)]
             if s.size:
-                out[s] = iv(t[s])
+                out[s] = iv(t[s], par)
     rest = np.flatnonzero(~inside)
     if rest.size:
         coef, sq, anti = direct_moments(g, r[rest], degree, kinks)
@@ -490,15 +522,17 @@ def _scale_moments(act, derivative, r, degree, kinks):
 #: Target bound on the truncation error, relative to ``sqrt(Σ(x,x) Σ(y,y))``.
 TOL = 1e-10
 #: Terms (of the parity's degrees) after which a pair may stop, in the bulk
-#: pass (coefficients interpolated from the per-activation cache) and in the
-#: gathered pass (coefficients computed directly up to degree 255).
+#: pass (coefficients interpolated from the per-activation cache).
 _BULK_TIERS = (12, 16, 20, 24, 32)
-_GATHER_TIERS = (48, 64, 96, 128, 192, 256)
+#: Numbers of terms of the gathered pairs (coefficients up to degree 255),
+#: then of those no such tier settles (large scales: up to degree 1023).
+#: Each gathered pair is summed once, to the first tier its certified bound
+#: passes (tiers beyond a function's degrees are never passed), so fine
+#: tiers cost no extra pass.
+_GATHER_TIERS = (40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256)
 _MAX_DEGREE = 255
-#: Last series stage (large scales with |ρ| up to ~0.98): degrees up to 1023.
-_HIGH_TIERS = (384, 512, 768, 1024)
+_HIGH_TIERS = (160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024)
 _TOP_DEGREE = 1023
-_HIGH_RHO = 0.99
 #: Pair entries per block of the bulk pass (a few arrays of this size stay in L2).
 _CHUNK = 1 << 16
 #: Continue on the gathered unsettled pairs once fewer than this share remain.
@@ -525,7 +559,7 @@ def _thresholds(m: Moments, tiers: tuple[int, ...]) -> np.ndarray:
             if N > q:
                 out[t] = 0.0
                 continue
-            ratio = TOL * m.sq / m.tail[N]
+            ratio = TOL * m.sq / m.tail(N)
             out[t] = np.where(m.sq > 0, np.exp(np.log(ratio) / (2.0 * (N + 1))), np.inf)
     return out
 
@@ -643,8 +677,13 @@ def _series(
             return None
         if compact is not None and K < tiers[-1] and n_left < _COMPACT * written.size:
             return compact(np.flatnonzero(~written), k0, S)
+    # The unsettled pairs keep their partial sum (without the factor ``ρ`` of
+    # an odd function), from which the gathered pass continues.
     if written is None:
+        if S is not None:
+            np.copyto(out, S)
         return np.arange(var.size)
+    np.copyto(out, S, where=~written)
     return np.flatnonzero(~written)
 
 
@@ -731,10 +770,7 @@ def _bulk_pass(m, gam, ix, iy, cys, gy, gy_lo, gy_hi, rho, absr, var, out, pw=No
             k0=k0,
             S=S.reshape(-1)[left],
         )
-        done = np.ones(left.size, dtype=bool)
-        if rest is not None:
-            done[rest] = False
-        out.reshape(-1)[left[done]] = out1[done]
+        out.reshape(-1)[left] = out1  # values, or partial sums of the rest
         return None if rest is None else left[rest]
 
     rank1 = outer0 = None
@@ -775,31 +811,62 @@ def _bulk_pass(m, gam, ix, iy, cys, gy, gy_lo, gy_hi, rho, absr, var, out, pw=No
     )
 
 
-def _gathered_pass(m, gam, jx, jy, rho, absr, tiers=None):
-    """Tiered series on gathered pairs (1-D; ``tiers`` default to
-    ``_GATHER_TIERS``); returns the values and the unsettled mask."""
+#: Pairs per block of :func:`_horner` (its few arrays stay in cache).
+_HORNER_CHUNK = 1 << 13
+
+
+def _routed_series(m, tiers, jx, jy, rho, S0, k0):
+    """Series of gathered pairs (``jx``, ``jy``: indices of their scales in
+    ``m``; ``S0``: their sums of the first ``k0`` terms), each continued once
+    to the first tier of ``tiers`` whose certified bound it passes; returns
+    the values and the mask of the pairs no tier settles.  A pair's tier is a
+    function of its own data (the bound ``γ[t, x] γ[t, y]`` commutes), so
+    its value is too."""
+    gam = _thresholds(m, tiers)
+    absr = np.abs(rho)
+    need = np.full(rho.size, -1)
+    open_ = np.arange(rho.size)
+    for t in range(len(tiers)):
+        if open_.size == 0:
+            break
+        ok = absr[open_] <= gam[t].take(jx[open_]) * gam[t].take(jy[open_])
+        need[open_[ok]] = t
+        open_ = open_[~ok]
     var = rho * rho if m.parity >= 0 else rho
-    out = np.zeros_like(rho)
-    gx, gy = gam[:, jx], gam[:, jy]
+    out = np.zeros(rho.size)
+    settled = need >= 0
+    if not settled.any():
+        return out, ~settled
+    vk = _Powers(var).get(k0)  # var^k0 by squarings: one sequence per pair
+    for t in np.unique(need[settled]):
+        g = np.flatnonzero(need == t)
+        degs = _degrees(m.parity, tiers[t])[k0:]
+        out[g] = _horner(m.coef, degs, jx[g], jy[g], var[g])
+    out *= vk
+    out += S0
+    if m.parity == 1:
+        out *= rho
+    return out, ~settled
 
-    def thr(t, buf):
-        np.multiply(gx[t], gy[t], out=buf)
 
-    rest = _series(
-        m,
-        _GATHER_TIERS if tiers is None else tiers,
-        lambda d: np.take(m.coef[d], jx),
-        lambda d: np.take(m.coef[d], jy),
-        thr,
-        rho,
-        absr,
-        var,
-        out,
-    )
-    left = np.zeros(rho.size, dtype=bool)
-    if rest is not None:
-        left[rest] = True
-    return out, left
+def _horner(coef, degs, jx, jy, var):
+    """``Σ_k coef[d_k, jx] coef[d_k, jy] var^k`` over the degrees ``degs`` by
+    Horner's rule, in blocks of pairs (the same operations for every pair)."""
+    out = np.empty(var.size)
+    for c0 in range(0, var.size, _HORNER_CHUNK):
+        ix, iy = jx[c0 : c0 + _HORNER_CHUNK], jy[c0 : c0 + _HORNER_CHUNK]
+        v = var[c0 : c0 + _HORNER_CHUNK]
+        row = coef[degs[-1]]
+        H = row.take(ix)
+        H *= row.take(iy)
+        a, b = np.empty_like(H), np.empty_like(H)
+        for d in degs[-2::-1]:
+            H *= v
+            row = coef[d]
+            np.multiply(row.take(ix, out=a), row.take(iy, out=b), out=a)
+            H += a
+        out[c0 : c0 + _HORNER_CHUNK] = H
+    return out
 
 
 # --------------------------------------------------------------------------- #
@@ -1145,28 +1212,18 @@ class _InnerTable:
         pan = np.arange(self.n_pan)[:, None]
         return (-self.M + self.h * (pan + 0.5 * (x + 1.0))).ravel()
 
+    def coefficients(self, tau: np.ndarray) -> np.ndarray:
+        """Chebyshev coefficients in ``m`` at the scales ``tau``: ``(P, len(tau)
+        * n_pan)``, column ``e * n_pan + p`` for pair ``e`` and panel ``p`` (each
+        column a fixed sequence of operations on its own ``tau``)."""
+        Lt = _bary(2.0 * (np.log2(tau) - self.j) - 1.0, _G_P)
+        Vt = _combine(Lt, self.V)  # (len(tau), n_pan * P)
+        return np.ascontiguousarray(Vt.reshape(tau.size * self.n_pan, _G_P).T)
+
     def __call__(self, tau: np.ndarray, pair: np.ndarray, m: np.ndarray) -> np.ndarray:
         """``G(m, tau[pair])`` for flat ``m``, ``|m| <= M``; every value is a
         fixed sequence of operations on its own pair's data."""
-        P = _G_P
-        Lt = _bary(2.0 * (np.log2(tau) - self.j) - 1.0, P)
-        Vt = _combine(Lt, self.V).reshape(tau.size, self.n_pan, P)
-        s = (m + self.M) * (1.0 / self.h)
-        p = np.clip(np.floor(s), 0, self.n_pan - 1).astype(np.intp)
-        x = 2.0 * (s - p) - 1.0
-        c = Vt[pair, p].T.copy()  # (P, N) Chebyshev coefficients
-        x2 = 2.0 * x
-        b1 = c[P - 1].copy()
-        b2 = np.zeros_like(x)
-        for k in range(P - 2, 0, -1):
-            b0 = x2 * b1
-            b0 -= b2
-            b0 += c[k]
-            b2, b1 = b1, b0
-        out = x * b1
-        out -= b2
-        out += c[0]
-        return out
+        return _table_values((self,), tau, pair, m)[0]
 
     def check(self, g: Callable) -> float:
         """Worst ``|table - direct| / (1 + |direct|)`` at the points interleaved
@@ -1198,17 +1255,63 @@ def _inner_table(g: Callable, j: int) -> _InnerTable | None:
     return tab or None
 
 
-def _inner_values(g: Callable, tab: _InnerTable, tau: np.ndarray, m: np.ndarray):
-    """``G(m, τ)`` from the table where ``|m| <= M``, by Gauss-Hermite beyond."""
-    far = np.abs(m) > tab.M
-    out = np.empty(m.shape)
-    e, k = np.nonzero(~far)
-    out[e, k] = tab(tau, e, m[e, k])
-    if far.any():
-        zh, wh = gauss_hermite(_G_FAR_NODES)
-        e, k = np.nonzero(far)
-        out[e, k] = _eval(g, m[e, k][:, None] + tau[e][:, None] * zh) @ wh
+def _table_values(
+    tabs: tuple[_InnerTable, ...], tau: np.ndarray, pair: np.ndarray, m: np.ndarray
+) -> list[np.ndarray]:
+    """``G(m, tau[pair])`` of each table (all of one octave, hence one panel
+    geometry), for flat ``m`` with ``|m| <= M``: the panel and the local
+    variable are found once, then each table's Chebyshev sum by Clenshaw's
+    recurrence, reading the coefficients of every node's pair and panel
+    (no divisions per point, unlike barycentric)."""
+    t0 = tabs[0]
+    P = _G_P
+    s = (m + t0.M) * (1.0 / t0.h)
+    p = np.clip(np.floor(s), 0, t0.n_pan - 1).astype(np.intp)
+    x = 2.0 * (s - p) - 1.0
+    flat = pair * t0.n_pan + p
+    x2 = 2.0 * x
+    out = []
+    for tab in tabs:
+        C = tab.coefficients(tau)
+        b1 = C[P - 1].take(flat)
+        b2 = np.zeros_like(x)
+        b0 = np.empty_like(x)
+        ck = np.empty_like(x)
+        for k in range(P - 2, 0, -1):
+            np.multiply(x2, b1, out=b0)
+            b0 -= b2
+            b0 += C[k].take(flat, out=ck)
+            b2, b1, b0 = b1, b0, b2
+        res = x * b1
+        res -= b2
+        res += C[0].take(flat, out=ck)
+        out.append(res)
     return out
+
+
+def _inner_values(
+    gs: tuple[Callable, ...],
+    tabs: tuple[_InnerTable, ...],
+    tau: np.ndarray,
+    m: np.ndarray,
+) -> list[np.ndarray]:
+    """``G(m, τ)`` of each ``g`` in ``gs`` (its table in ``tabs``, one octave)
+    from the table where ``|m| <= M``, by Gauss-Hermite beyond."""
+    mf = m.reshape(-1)
+    far = np.abs(mf) > tabs[0].M
+    near = np.flatnonzero(~far)
+    vals = _table_values(tabs, tau, near // m.shape[1], mf[near])
+    fidx = np.flatnonzero(far)
+    outs = []
+    for g, v in zip(gs, vals):
+        o = np.empty(mf.size)
+        o[near] = v
+        if fidx.size:
+            zh, wh = gauss_hermite(_G_FAR_NODES)
+            e = fidx // m.shape[1]
+            o[fidx] = _eval(g, mf[fidx][:, None] + tau[e][:, None] * zh) @ wh
+        outs.append(o.reshape(m.shape))
+    return outs
 
 
 def _table_batch(fn, dfn, sx, sy, rho, c, tabs):
@@ -1239,10 +1342,12 @@ def _table_batch(fn, dfn, sx, sy, rho, c, tabs):
         a, wa = _rule(pts, phi=True)
         ua = sx[:, None] * a
         mu = srho[:, None] * a
+    gs = (fn, dfn)[: 1 + (dfn is not None)]
+    inners = None if tabs is None else _inner_values(gs, tuple(tabs), tau, mu)
     out = []
-    for q, g in enumerate((fn, dfn)[: 1 + (dfn is not None)]):
-        if tabs is not None:
-            inner = _inner_values(g, tabs[q], tau, mu)
+    for q, g in enumerate(gs):
+        if inners is not None:
+            inner = inners[q]
         else:  # τ below the tables: few-node Gauss-Hermite, exact at τ = 0
             zh, wh = gauss_hermite(_G_SMALL_NODES)
             inner = _eval(g, mu[..., None] + tau[:, None, None] * zh) @ wh
@@ -1350,40 +1455,56 @@ def numerical_dual(
     specials = []
     if X * Y < _SMALL_BLOCK:  # e.g. 1-D pairs: no outer structure to exploit
         _flat_pass(mom, fns, ix_all, iy_all, inv, xy, outs, pend, specials, cand_lo)
+    mirror = []  # symmetric batches: the upper triangle is computed, then copied
     for b in range(B if X * Y >= _SMALL_BLOCK else 0):
-        iy = iy_all[b]
-        col = []
-        for m, gam in mom:
-            gy = gam[:, iy]
-            col.append(
-                (
-                    m.coef[:, iy][:, None, :],
-                    gy[:, None, :],
-                    gy.min(axis=1),
-                    gy.max(axis=1),
-                )
-            )
+        iy_b = iy_all[b]
+        # A batch of pairs of one set of inputs with itself (a diagonal tile
+        # of the exact driver) is symmetric: (x, y) and (y, x) have the same
+        # data, hence bitwise the same value, so only rows <= columns are
+        # computed (by row blocks, from the block's first row on).
+        sym = (
+            X == Y
+            and np.array_equal(ix_all[b], iy_b)
+            and np.array_equal(xy[b], xy[b].T)
+        )
+        if sym:
+            mirror.append(b)
         for r0 in range(0, X, rows_per):
+            c0 = r0 if sym else 0
+            iy = iy_b[c0:]
+            Yc = iy.size
             ix = ix_all[b, r0 : r0 + rows_per]
-            rho = _outer(inv[ix], inv[iy], np.empty((ix.size, Y)))
-            rho *= xy[b, r0 : r0 + rows_per]
+            rho = _outer(inv[ix], inv[iy], np.empty((ix.size, Yc)))
+            rho *= xy[b, r0 : r0 + rows_per, c0:]
             absr = np.abs(rho)
             top = absr.max(initial=0.0)
             if top > 1.0:  # rounding in kxy: correlations are clipped to [-1, 1]
                 np.clip(rho, -1.0, 1.0, out=rho)
                 np.minimum(absr, 1.0, out=absr)
-            base = (b * X + r0) * Y
+
+            def to_flat(i, b=b, r0=r0, c0=c0, Yc=Yc):
+                row, c = np.divmod(i, Yc)
+                return (b * X + r0 + row) * Y + c0 + c
+
             if top >= cand_lo:
-                specials.append(base + np.flatnonzero(absr >= cand_lo))
+                specials.append(to_flat(np.flatnonzero(absr >= cand_lo)))
             var2 = rho * rho if any(par >= 0 for _, par in fns) else None
             powers = {}  # var^k shared by Σ and Σ̇ when they use the same variable
             for q, (m, gam) in enumerate(mom):
-                o = outs[q][b, r0 : r0 + rows_per]
+                gy = gam[:, iy]
+                col = (
+                    m.coef[:, iy][:, None, :],
+                    gy[:, None, :],
+                    gy.min(axis=1),
+                    gy.max(axis=1),
+                )
+                o = np.empty((ix.size, Yc))
                 vr = var2 if m.parity >= 0 else rho
                 pw = powers.setdefault(m.parity >= 0, _Powers(vr))
-                rest = _bulk_pass(m, gam, ix, iy, *col[q], rho, absr, vr, o, pw)
+                rest = _bulk_pass(m, gam, ix, iy, *col, rho, absr, vr, o, pw)
+                outs[q][b, r0 : r0 + rows_per, c0:] = o
                 if rest is not None:
-                    pend[q].append(base + rest)
+                    pend[q].append(to_flat(rest))
     flat_xy = xy.reshape(-1)
 
     def flat_ix(e):
@@ -1418,9 +1539,9 @@ def numerical_dual(
             continue
         rho = flat_xy[e] * (inv[flat_ix(e)] * inv[flat_iy(e)])
         np.clip(rho, -1.0, 1.0, out=rho)
+        S0 = outs[q].reshape(-1)[e]  # the bulk pass's partial sums
         # Higher degrees for fewer pairs: up to 255, then up to 1023 (the
         # coefficients come from the per-activation cache of each degree).
-        hard_q = []
         stages = [(_GATHER_TIERS, _MAX_DEGREE)]
         # Degree-1023 tables, except for moving kinks (slow tables) and where the
         # 2-D rule has a closed-form inner integral (elu, selu: fast anyway).
@@ -1429,46 +1550,69 @@ def numerical_dual(
             and getattr(act, "_gauss_smooth", None) is None
         ):
             stages.append((_HIGH_TIERS, _TOP_DEGREE))
-        for stage, (tiers, deg) in enumerate(stages):
-            if stage:  # |ρ|^1024 > TOL beyond 0.99: leave those to the 2-D rule
-                keep = np.abs(rho) <= _HIGH_RHO
-                hard_q.append(e[~keep])
-                e, rho = e[keep], rho[keep]
-                if e.size == 0:
-                    break
+        # Every pair is offered to each stage: one whose bound passes no tier
+        # costs only the test (nearly parallel pairs at moderate scales do
+        # pass at degree 1023), the rest go to the 2-D rule.
+        for tiers, deg in stages:
             sx_i, sy_i = flat_ix(e), flat_iy(e)
-            used, j = np.unique(np.concatenate([sx_i, sy_i]), return_inverse=True)
+            # the scales in use, renumbered in order (no sort: marks)
+            mark = np.zeros(r.size, dtype=bool)
+            mark[sx_i] = True
+            mark[sy_i] = True
+            used = np.flatnonzero(mark)
+            j = (np.cumsum(mark) - 1)[np.concatenate([sx_i, sy_i])]
             m2 = scale_moments(act, bool(q), r[used], deg, kinks)
             _check_finite(act, m2, r[used])
-            gam2 = _thresholds(m2, tiers)
-            vals, rest = _gathered_pass(
-                m2, gam2, j[: e.size], j[e.size :], rho, np.abs(rho), tiers
+            vals, rest = _routed_series(
+                m2, tiers, j[: e.size], j[e.size :], rho, S0, _BULK_TIERS[-1]
             )
             done = ~rest
             outs[q].reshape(-1)[e[done]] = vals[done]
-            e, rho = e[rest], rho[rest]
+            e, rho, S0 = e[rest], rho[rest], S0[rest]
             if e.size == 0:
                 break
-        hard_q.append(e)
-        hard.append(np.concatenate(hard_q))
+        hard.append(e)
     union = np.unique(np.concatenate(hard)) if hard else np.zeros(0, dtype=np.intp)
     stats["pairs"] += B * X * Y
     stats["gathered"] += sum(len(np.concatenate(p)) if p else 0 for p in pend)
     stats["hard"] += union.size
     if union.size:
+        # Hard pairs repeat (equal patches in both images): each distinct
+        # (smaller scale, kxy, larger scale) is integrated once; the 2-D rule
+        # orders the scales itself, so the values are those of every copy.
+        kx, ky, xyu = flat_ix(union), flat_iy(union), flat_xy[union]
+        lo, hi = np.minimum(kx, ky), np.maximum(kx, ky)
+        order = np.lexsort((xyu, hi, lo))
+        new = np.ones(order.size, dtype=bool)
+        new[1:] = (
+            (lo[order[1:]] != lo[order[:-1]])
+            | (hi[order[1:]] != hi[order[:-1]])
+            | (xyu[order[1:]] != xyu[order[:-1]])
+        )
+        first = order[new]
+        inverse = np.empty(order.size, dtype=np.intp)
+        inverse[order] = np.cumsum(new) - 1
         S2, Sd2 = pair_quadrature(
             act._fn,
             act._deriv if derivative else None,
-            var[flat_ix(union)],
-            flat_xy[union],
-            var[flat_iy(union)],
+            var[lo[first]],
+            xyu[first],
+            var[hi[first]],
             kinks,
             getattr(act, "_saturating", True),
             getattr(act, "_gauss_smooth", None),
         )
+        S2 = S2[inverse]
+        Sd2 = None if Sd2 is None else Sd2[inverse]
         for q, res in enumerate((S2, Sd2)[: len(fns)]):
             sel = np.isin(union, hard[q], assume_unique=True)
             outs[q].reshape(-1)[union[sel]] = res[sel]
+    # Below the computed band (row block r0:r1 took the columns from r0 on):
+    # the transposed upper blocks.
+    for b in mirror:
+        for r0 in range(rows_per, X, rows_per):
+            for o in outs:
+                o[b, r0 : r0 + rows_per, :r0] = o[b, :r0, r0 : r0 + rows_per].T
     S = back(outs[0])
     Sd = back(outs[1]) if derivative else None
     return S, Sd
@@ -1518,11 +1662,9 @@ def _flat_pass(mom, fns, ix_all, iy_all, inv, xy, outs, pend, specials, cand_lo)
                 vr,
                 out,
             )
-            done = np.ones(e.size, dtype=bool)
             if left is not None:
-                done[left] = False
                 pend[q].append(e[left])
-            flat_out[q][e[done]] = out[done]
+            flat_out[q][e] = out  # values, or partial sums of the pending pairs
 
 
 def _bulk_degree(par: int) -> int:

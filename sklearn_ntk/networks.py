@@ -632,6 +632,7 @@ class Network:
         sparse: bool = False,
         n_channels: int = 192,
         reduce: float | None = 2.0,
+        output_norms: bool = False,
         input_scales: Any = None,
     ) -> NetworkSketch:
         """Draw a feature map with exactly ``n_components`` output features.
@@ -646,6 +647,9 @@ class Network:
         concatenated neighbourhoods are wider than ``reduce * n_channels``
         maps them to that width by an SRHT (``None``: never).  Without
         spatial axes every activation gets the output budget.
+        ``output_norms``: each output row is rescaled to the exact
+        ``K(x, x)`` (``Theta(x, x)``) of its input, computed by the exact
+        rules (see :class:`NetworkSketch`).
 
         Each layer's feature rule receives the widths of its input (its
         ``Dims``) with the scales of the reference state before it.
@@ -688,7 +692,15 @@ class Network:
             dims = s.dims_out
         width = dims.psi if ntk and dims.psi is not None else dims.phi
         resize = SRHT(width, n_components, rng) if width > n_components else None
-        return NetworkSketch(self.input, sketches, ntk, n_components, resize, densify)
+        return NetworkSketch(
+            self.input,
+            sketches,
+            ntk,
+            n_components,
+            resize,
+            densify,
+            norms=self if output_norms else None,
+        )
 
     def _data_scales(
         self, input_scales: Any, ntk: bool, rows: bool
@@ -842,15 +854,35 @@ def split_ntk_budget(budget: int, k_out: float, theta_out: float) -> tuple[int, 
 
 
 class NetworkSketch:
-    """A drawn feature map: ``__call__(X)`` returns ``(n, n_components)`` features."""
+    """A drawn feature map: ``__call__(X)`` returns ``(n, n_components)`` features.
 
-    def __init__(self, input_rule, sketches, ntk, n_components, resize, densify=None):
+    ``norms``: a :class:`Network` whose exact ``K(x, x)`` (``Theta(x, x)``)
+    each output row is rescaled to, or ``None``.  Why: the sketch errors of
+    the hidden layers of a convolutional network are shared by all images
+    (their deep features are nearly collinear), so they reach the output
+    mostly as one common scale of every kernel entry; exact output norms
+    remove it (measured, ``benchmarks/results/cntk_n_components.md``: the
+    Myrtle-5 error on digits falls 5 to 20 times).  A row's factor depends
+    on its own input only: the map stays data-oblivious.
+    """
+
+    def __init__(
+        self,
+        input_rule,
+        sketches,
+        ntk,
+        n_components,
+        resize,
+        densify=None,
+        norms: Network | None = None,
+    ):
         self.input = input_rule
         self.sketches = sketches
         self.ntk = ntk
         self.n_components = n_components
         self.resize = resize
         self.densify = densify
+        self.norms = norms
 
     def __call__(self, X: Any) -> Any:
         f = self.input.features(X)
@@ -875,7 +907,24 @@ class NetworkSketch:
                 device=device(Z),
             )
             Z = xp.concat([Z, pad], axis=1)
+        if self.norms is not None:
+            Z = self._exact_output_norms(X, Z)
         return Z
+
+    def _exact_output_norms(self, X: Any, Z: Any) -> Any:
+        """``Z`` with each row rescaled to the exact ``K(x, x)`` (``Theta``)."""
+        from .layers.activation_features import exact_norms
+
+        as_images = getattr(self.input, "as_images", None)
+        state = self.norms.kernel_diag(
+            X if as_images is None else as_images(X), ntk=self.ntk
+        )
+        target = state.ntk if self.ntk else state.nngp
+        target = np.asarray(to_numpy(target), dtype=np.float64).reshape(-1)
+        xp, _ = get_namespace(Z)
+        if isinstance(Z, np.ndarray) and not Z.flags.writeable:
+            Z = Z.copy()
+        return exact_norms(xp, Z, 0, target)
 
 
 def fully_connected(

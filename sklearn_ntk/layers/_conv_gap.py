@@ -24,14 +24,14 @@ import numpy as np
 
 from .._backend import asxp, device, get_namespace, is_numpy, to_numpy
 
-__all__ = ["sum_gap", "vector_gaps"]
+__all__ = ["add_vector_gap", "pair_term", "sum_gap", "vector_gaps"]
 
 #: Gaps below this (from normalized Gram entries, absolute error ~eps) are
 #: recomputed from differences of the unit vectors.
 _NEAR = 1e-3
 
 
-def vector_gaps(U: Any, W: Any, spatial: str) -> Any:
+def vector_gaps(U: Any, W: Any, spatial: str, only: Any = None) -> Any:
     """``1 - |<u, w>| / (|u| |w|)`` between per-pixel vectors, accurate.
 
     ``U`` is ``(n, H, W, F)``, ``W`` ``(m, H, W, F)``; the result is laid out
@@ -40,7 +40,9 @@ def vector_gaps(U: Any, W: Any, spatial: str) -> Any:
     ``(n, m)`` for ``"none"`` (then ``U`` is ``(n, F)``).  Zero vectors have
     gap 1 (``rho = 0``).  Entries below ``_NEAR`` are recomputed from the
     Gram determinant in double-double arithmetic (see
-    :func:`sklearn_ntk.networks._gram_gap`).
+    :func:`sklearn_ntk.networks._gram_gap`), only where ``only`` (a boolean
+    array broadcasting against the result, ``None``: everywhere) is true:
+    the caller passes where the gap it adds this one to may be small.
     """
     xp, _ = get_namespace(U, W)
     if spatial == "none":
@@ -63,6 +65,8 @@ def vector_gaps(U: Any, W: Any, spatial: str) -> Any:
     else:
         gap = xp.clip(1.0 - xp.abs(G), 0.0, 1.0)
     near = np.asarray(to_numpy(gap < _NEAR))
+    if only is not None:
+        near &= np.asarray(to_numpy(only), dtype=bool)
     if not near.any():
         return gap
     idx = np.nonzero(near)
@@ -139,7 +143,18 @@ def sum_gap(
     variance is 0: there the vector gap is 1, ``rho = 0``), small arrays
     broadcasting against the others.
     """
-    numpy = is_numpy(xp) and isinstance(vector_gap, np.ndarray)
+    other = pair_term(xp, summed, sum_s_minus, sum_s_plus, inv_x, inv_y)
+    return add_vector_gap(xp, vector_gap, other)
+
+
+def pair_term(
+    xp: Any, summed: Any, sum_s_minus: Any, sum_s_plus: Any, inv_x: Any, inv_y: Any
+) -> Any:
+    """The second term of a sum's gap, ``sum_d s_d (1 -+ rho_d) / sqrt(A B)``
+    (the arguments of :func:`sum_gap`; ``sum_s_minus`` and ``sum_s_plus``
+    are consumed).  The gap is at least this, so where it is not small the
+    vector gap needs no accurate recomputation (``vector_gaps(only=...)``)."""
+    numpy = is_numpy(xp) and isinstance(sum_s_minus, np.ndarray)
 
     def scaled(a: Any) -> Any:
         if numpy:
@@ -152,7 +167,13 @@ def sum_gap(
     if sum_s_plus is not None:
         plus = scaled(sum_s_plus)
         minus = xp.where(summed < 0, xp.minimum(minus, plus), minus)
-    if numpy:
-        vector_gap += minus
+    return minus
+
+
+def add_vector_gap(xp: Any, vector_gap: Any, other: Any) -> Any:
+    """``clip(vector_gap + other, 0, 1)``, in place for NumPy (``vector_gap``
+    is consumed)."""
+    if is_numpy(xp) and isinstance(vector_gap, np.ndarray):
+        vector_gap += other
         return np.clip(vector_gap, 0.0, 1.0, out=vector_gap)
-    return xp.clip(vector_gap + minus, 0.0, 1.0)
+    return xp.clip(vector_gap + other, 0.0, 1.0)

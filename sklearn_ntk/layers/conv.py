@@ -220,14 +220,13 @@ def _one_minus_plus(xp: Any, kxy: Any, gap: Any) -> tuple[Any, Any]:
 
 def _conv_gap(k: KernelState, summed: Any, f: int, w2: float, b2: float) -> Any:
     """Gap after a ``Conv`` (see :mod:`sklearn_ntk.layers._conv_gap`)."""
-    from ._conv_gap import sum_gap, vector_gaps
+    from ._conv_gap import _NEAR, add_vector_gap, pair_term, vector_gaps
     from .dense import _dense_gap
 
     xp, _ = get_namespace(k.nngp)
     spatial = k.layout.spatial
     rx, ry = _pixel_roots(k)
     U, V = patches(rx[..., None], f), patches(ry[..., None], f)  # (n, H, W, f*f)
-    g_uw = vector_gaps(U, V, spatial)
     # |u|^2 = sum_d a_d: the variances of the summed kernel.
     nu = xp.permute_dims(xp.sqrt(xp.sum(U * U, axis=-1)), (1, 2, 0))
     nv = xp.permute_dims(xp.sqrt(xp.sum(V * V, axis=-1)), (1, 2, 0))
@@ -240,7 +239,12 @@ def _conv_gap(k: KernelState, summed: Any, f: int, w2: float, b2: float) -> Any:
     s_plus = None
     if t_plus is not None:
         s_plus = _conv_sum(_weighted(xp, t_plus, sx, sy), f, spatial)
-    gap = sum_gap(xp, summed, g_uw, s_minus, s_plus, inv_u, inv_v)
+    other = pair_term(xp, summed, s_minus, s_plus, inv_u, inv_v)
+    # Where the summed pairs' own term is not small the output gap is not
+    # either: the vector gap's rounding (~eps) is then below eps / _NEAR of
+    # it, and its accurate recomputation is skipped.
+    g_uw = vector_gaps(U, V, spatial, only=other < _NEAR)
+    gap = add_vector_gap(xp, g_uw, other)
     if b2 == 0.0:
         return gap
     A, B = k.layout.outer(nu * nu, nv * nv)
@@ -647,6 +651,8 @@ def _neighbourhoods(phi: Any, k: int, scale: float, bias: float) -> Any:
 
 
 def _row_norms(xp: Any, a: Any) -> Any:
+    if is_numpy(xp):  # one pass, no temporary as wide as the neighbourhoods
+        return np.sqrt(np.einsum("ij,ij->i", a, a))
     return xp.sqrt(xp.sum(a * a, axis=1))
 
 
@@ -706,7 +712,11 @@ class ConvSketch(LayerSketch):
         out = srht(flat)
         if keep_norm:
             r, r_out = _row_norms(xp, flat), _row_norms(xp, out)
-            out = out * (r / xp.where(r_out > 0, r_out, xp.ones_like(r_out)))[:, None]
+            fac = (r / xp.where(r_out > 0, r_out, xp.ones_like(r_out)))[:, None]
+            if is_numpy(xp):  # the SRHT's own output: scaled in place
+                out *= fac
+            else:
+                out = out * fac
         return xp.reshape(out, (*shape, out.shape[-1]))
 
     def __call__(self, f: Features) -> Features:

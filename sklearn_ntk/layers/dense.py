@@ -131,7 +131,8 @@ class DenseSketch(LayerSketch):
                 phi = sp.hstack([phi, sp.csr_matrix(bias)], format="csr")
         else:
             xp, _ = get_namespace(phi)
-            phi = phi * self.W_std
+            if self.W_std != 1.0:  # x * 1.0 == x: skip a copy of the features
+                phi = phi * self.W_std
             if self.b_std != 0:
                 bias = xp.full(
                     (phi.shape[0], 1), self.b_std, dtype=phi.dtype, device=_device(phi)
@@ -142,7 +143,8 @@ class DenseSketch(LayerSketch):
         if f.psi is None:  # Theta = 0 before the first Dense layer
             return Features(phi, phi)
         xp, _ = get_namespace(f.psi)
-        return Features(phi, xp.concat([f.psi * self.W_std, phi], axis=1))
+        psi = f.psi * self.W_std if self.W_std != 1.0 else f.psi
+        return Features(phi, xp.concat([psi, phi], axis=1))
 
 
 # ----------------------------------------------------------------------------
