@@ -1755,6 +1755,20 @@ class ExpNormalized(Activation):
             "kernel only, so it has no quadrature."
         )
 
+    def sphere_form(self) -> tuple[Activation, float] | None:
+        """``(rbf, c)`` with ``Σ(x, y) = c r_x r_y Σ_rbf(u_x, u_y)`` and ``Σ̇(x,
+        y) = c Σ̇_rbf(u_x, u_y)`` for unit rows ``u = x / r``: on the sphere
+        ``exp(γ (ρ - 1)) = exp(-γ/2 ||u_x - u_y||^2)``, the dual of
+        :class:`Rbf` at ``gamma / 2``, whose pointwise function (a sine) gives
+        bounded Monte-Carlo features at any ``γ`` where the Hermite expansion
+        (mass spread over degrees ``~γ``) cannot be truncated.  ``None`` where
+        ``c = exp(γ (shift + 1))`` is not a finite positive float."""
+        with np.errstate(over="ignore", under="ignore"):
+            c = float(np.exp(self.gamma * (self.shift + 1.0)))
+        if not (math.isfinite(c) and c > 0.0):
+            return None
+        return Rbf(gamma=0.5 * self.gamma), c
+
     def _hermite(self, r, degree):
         g = self.gamma
         n = np.arange(degree + 1)

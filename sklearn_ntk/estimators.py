@@ -63,7 +63,7 @@ from ._validation import (
 )
 from .activations import Activation, get
 from .kernels import STD
-from .networks import Network, fully_connected
+from .networks import Network, _scaled_rows, fully_connected
 
 __all__ = ["METHODS", "NNGPSketch", "NTKSketch"]
 
@@ -133,14 +133,16 @@ class _BaseNeuralSketch(
     def fit(self, X: Any, y: Any = None) -> _BaseNeuralSketch:
         """Validate the parameters and draw the random sketches.
 
-        The sketches depend only on ``n_features_in_``, the parameters and
+        The sketches depend on ``n_features_in_``, the parameters and
         ``random_state`` (and, for the first layer, on whether ``X`` is
-        sparse), not on the values in ``X``.
+        sparse); the fully connected ones also on the range of ``||x||^2 /
+        d`` in ``X`` (five quantiles), far from 1 only: the feature rules
+        serve those scales too.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data; only its shape and sparsity are used.  The
+            Training data; its shape, sparsity and row scales are used.  The
             convolutional transformers also take images of shape
             (n_samples, H, W, C) or (n_samples, H, W).  A
             ``dask.array.Array`` is not computed: only its first rows are
@@ -179,6 +181,7 @@ class _BaseNeuralSketch(
         self.method_ = method
         self.n_components_ = _homogeneous.resolve_n_components(self, X, method)
         self._check_memory_one_row()
+        self._input_scales = self._data_scales(X)
         with _naming_memory(self):
             if method == "homogeneous":  # one sketch of the whole network
                 self.sketch_ = _homogeneous.estimator_sketch(self, X)
@@ -214,6 +217,11 @@ class _BaseNeuralSketch(
                 f"({diff}); the drawn sketch_ belongs to the old ones. Call fit "
                 "again (only batch_size, backend and verbose may change after fit)."
             )
+
+    def _data_scales(self, X: Any) -> tuple[float, ...] | None:
+        """Scales of the training rows handed to ``_draw`` (``None``: the
+        family's sketches take their scales from the parameters alone)."""
+        return None
 
     def _resolve_method(self) -> str:
         """``method``, with ``"auto"`` resolved to ``"homogeneous"`` where that
@@ -554,7 +562,32 @@ class _FullyConnectedSketch(_BaseNeuralSketch):
             ntk=self._ntk,
             random_state=self.random_state,
             sparse=self.sparse_input_,
+            input_scales=self._input_scales,
         )
+
+    def _data_scales(self, X: Any) -> tuple[float, ...] | None:
+        """Quantiles (0, 5, 50, 95, 100%) of the training rows' ``||x||^2 /
+        d``: the feature rules split their budgets, and choose between
+        Hermite and Monte-Carlo tails, at these scales too (a tail that is
+        light at ``||x||^2 / d = 1`` can be heavy at ``1e8``).  Host floats,
+        not an array (fitted arrays must live in the input's namespace)."""
+        try:
+            kxx = _scaled_rows(X)[1]
+        except OverflowError:
+            # float32 rows near 1e19: ||x||^2 / d only overflows float32.
+            try:
+                if sp.issparse(X):
+                    wide = X.astype(np.float64)
+                else:
+                    wide = np.asarray(to_numpy(X), dtype=np.float64)
+                kxx = _scaled_rows(wide)[1]
+            except OverflowError:  # not representable: the reference alone
+                return None
+        kxx = np.asarray(to_numpy(kxx), dtype=np.float64)
+        kxx = kxx[np.isfinite(kxx)]
+        if kxx.size == 0:
+            return (1.0,)
+        return tuple(float(v) for v in np.quantile(kxx, [0.0, 0.05, 0.5, 0.95, 1.0]))
 
     def _min_bytes_per_row(self) -> float:
         """Lower bound of the memory to fit and transform one row.

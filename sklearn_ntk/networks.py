@@ -24,6 +24,7 @@ from sklearn.utils import check_random_state
 from ._backend import asxp, get_namespace, get_namespace_and_device, to_numpy
 from ._min_width import min_unbiased_width
 from .activations import Activation, _gap_of
+from .layers.activation_features import FAR_SCALE
 from .layers.base import Dims, Features, KernelState, Layout, Widths, scatter
 from .layers.dense import Dense, Elementwise
 from .layers.sparse_input import SparseToDense
@@ -632,6 +633,7 @@ class Network:
         n_channels: int = 192,
         reduce: float | None = 2.0,
         output_norms: bool = False,
+        input_scales: Any = None,
     ) -> NetworkSketch:
         """Draw a feature map with exactly ``n_components`` output features.
 
@@ -651,6 +653,10 @@ class Network:
 
         Each layer's feature rule receives the widths of its input (its
         ``Dims``) with the scales of the reference state before it.
+        ``input_scales``: ``K(x, x)`` at the input of typical training rows
+        (fully connected networks; quantiles of ``||x||^2 / d``), walked
+        through the exact rules too, so that each rule serves the scales the
+        data has (``Dims.scales2``) besides the standardized one.
         """
         rng = check_random_state(random_state)
         # CSR input is made dense once (in input-sparsity time), unless a
@@ -663,10 +669,11 @@ class Network:
             n_features, sparse = densify.width, False
         dims = self.input.dims(n_features, ntk, sparse)
         refs = self.reference_states(ntk)
+        data, split = self._data_scales(input_scales, ntk, dims.spatial is None)
         # Drawn at least at the width where every part of every feature rule
         # gets a feature (unbiased), then brought down by the final SRHT.
         drawn = max(n_components, min_unbiased_width(self.layers))
-        final = self._final_widths(drawn, ntk, n_channels, dims.spatial)
+        final = self._final_widths(drawn, ntk, n_channels, dims.spatial, split)
         budget_layers = [i for i, la in enumerate(self.layers) if la.takes_budget]
         last = budget_layers[-1] if budget_layers else -1
         if dims.spatial is None:
@@ -677,6 +684,8 @@ class Network:
         sketches = []
         for i, layer in enumerate(self.layers):
             dims = replace_scales(dims, refs[i], ntk)
+            if data is not None:
+                dims = replace(dims, scales2=data[i])
             widths = final if i == last else hidden
             s = layer.features(dims, Widths(widths.phi, widths.psi, r), rng)
             sketches.append(s)
@@ -693,6 +702,41 @@ class Network:
             norms=self if output_norms else None,
         )
 
+    def _data_scales(
+        self, input_scales: Any, ntk: bool, rows: bool
+    ) -> tuple[list[tuple[float, ...]] | None, tuple[float, float] | None]:
+        """``K(x, x)`` before each layer for the inputs of ``input_scales``
+        (finite, positive values only; ``None`` without any, or for images),
+        and the output's ``(K, Theta)`` that sets the NTK budget split
+        (``None``: the reference state's)."""
+        if input_scales is None or not rows:
+            return None, None
+        v = np.asarray(to_numpy(input_scales), dtype=np.float64).ravel()
+        v = np.unique(v[np.isfinite(v) & (v > 0)])
+        if v.size == 0:
+            return None, None
+        k = KernelState(nngp=v, ntk=0.0 if ntk else None, layout=Layout(True))
+        out = []
+        with np.errstate(all="ignore"):
+            for layer in self.layers:
+                s = np.asarray(to_numpy(k.nngp), dtype=np.float64).ravel()
+                out.append(tuple(float(x) for x in s[np.isfinite(s) & (s > 0)]))
+                k = layer.kernel(k)
+        split = None
+        ref = float(np.asarray(self.input.reference_state(ntk).nngp).ravel()[0])
+        far = (v < ref / FAR_SCALE) | (v > ref * FAR_SCALE)
+        if ntk and far.any() and _is_array(k.ntk):
+            # The NTK budget split at the data scale of largest Theta (whose
+            # rows dominate the Frobenius norm), when the data is far from
+            # standardized.
+            nngp = np.asarray(to_numpy(k.nngp), dtype=np.float64).ravel()
+            theta = np.asarray(to_numpy(k.ntk), dtype=np.float64).ravel()
+            ok = np.isfinite(nngp) & np.isfinite(theta) & (theta > 0)
+            if ok.any():
+                i = int(np.argmax(np.where(ok, theta, -np.inf)))
+                split = (float(nngp[i]), float(theta[i]))
+        return out, split
+
     def _widths(self, n_components: int, ntk: bool) -> tuple[int, int]:
         """``(phi, psi)`` widths of a fully connected network's activations."""
         w = self._final_widths(n_components, ntk, 0, None)
@@ -704,6 +748,7 @@ class Network:
         ntk: bool,
         n_channels: int,
         spatial: tuple[int, int] | None,
+        split: tuple[float, float] | None = None,
     ) -> Widths:
         """``(phi, psi)`` widths of the last activation's output.
 
@@ -713,7 +758,8 @@ class Network:
         least ``n_channels`` per pixel (an SRHT then trims the output).  The
         NTK budget is split between the NNGP part and the tensor-sketched
         part in proportion to their share of ``Theta`` at the reference
-        scale (:func:`split_ntk_budget`).
+        scale (:func:`split_ntk_budget`), or at ``split`` (the output's ``(K,
+        Theta)`` for training data far from standardized).
         """
         budget_layers = [i for i, la in enumerate(self.layers) if la.takes_budget]
         last = budget_layers[-1] if budget_layers else -1
@@ -740,7 +786,8 @@ class Network:
                 budget = max(int(n_channels), -(-budget // factor), 8)
         if not ntk:
             return Widths(budget, 0)
-        return Widths(*split_ntk_budget(budget, *self.reference_scales(ntk=True)))
+        scales = split or self.reference_scales(ntk=True)
+        return Widths(*split_ntk_budget(budget, *scales))
 
 
 def replace_scales(dims: Dims, ref: KernelState, ntk: bool) -> Dims:

@@ -108,10 +108,18 @@ def test_refusals():
     for method in ("hermite", "hybrid"):
         with pytest.raises(ValueError, match=f"method='{method}' needs dense"):
             ElementwiseSketch(a, 8, Dims(6, None, 1.0, sparse=True), (64, 0), 0, method)
+
+    class DualOnly(type(get("exp_normalized"))):
+        def sphere_form(self):  # no pointwise form on the sphere either
+            return None
+
     with pytest.raises(ValueError, match="needs a pointwise activation"):
-        ElementwiseSketch(
-            get("exp_normalized"), 8, Dims(6, None, 1.0), (64, 0), 0, "hybrid"
-        )
+        ElementwiseSketch(DualOnly(), 8, Dims(6, None, 1.0), (64, 0), 0, "hybrid")
+    # exp_normalized has one: a sine on the unit rows.
+    s = ElementwiseSketch(
+        get("exp_normalized"), 8, Dims(6, None, 1.0), (64, 0), 0, "hybrid"
+    )
+    assert s.method == "hybrid"
 
 
 @pytest.mark.parametrize("method", ["hermite", "hybrid", "sparse"])

@@ -19,7 +19,8 @@ hermite    The paper's truncated expansion up to ``degree``: degrees 1 and 2
 hybrid     Exact low degrees (``min(degree, 2)``, fewer when the input is
            wide) plus unbiased Monte-Carlo features of the whole remainder
            ``sigma(r z) - sum_{n <= q} a_n(r) h_n(z)``, ``z = u G``.  Needs a
-           pointwise activation and dense input.
+           pointwise activation (or a pointwise form on the sphere, see
+           below) and dense input.
 sparse     CountSketch (degree 1) and TensorSketch (degrees 2..``degree``)
            of ``u``: input-sparsity time on CSR input, folded tail.
 auto       ``sparse`` on sparse input, ``hermite`` for activations known by
@@ -34,6 +35,23 @@ features are rescaled so that ``||phi'||^2 = Sigma(x, x)`` and ``||psi'||^2
 = ||psi||^2 Sigma_dot(x, x)`` exactly, for dense and convolutional layers
 alike (a convolutional activation is the same rule run on every pixel).
 
+An activation known by its dual alone may offer a pointwise form on the
+sphere (``Activation.sphere_form``: ``exp_normalized``'s ``exp(gamma (rho -
+1))`` is the dual of a sine on unit rows): then every rule draws features of
+the unit rows ``u`` for that form, and scales them by ``sqrt(c) r`` per row.
+Its Hermite mass sits near degree ``gamma``, past any truncation for large
+``gamma`` (all-zero features at ``gamma = 1000`` before), while the sine's
+Monte-Carlo features are bounded at every ``gamma``.
+
+A rule's budget split and ``auto``'s choice come from reference scales: a
+standardized input walked through the exact rules, and, where the training
+data's ``||x||^2 / d`` lies beyond a factor ``FAR_SCALE`` of it, those
+scales too (``Dims.scales2``, from quantiles taken at ``fit``).  At large
+scales ``sigma'`` (and ``gaussian``, ``gabor``) are spikes of width ``1 /
+r``: their Monte-Carlo tail features are rare hits, so ``auto`` folds the
+tail instead, at degree ``_FOLD_DEGREE``; folding rules give the folded mass
+its features.
+
 Each rule states its variance (:meth:`FeatureRule.relative_variance`), so a
 network can split its budget across layers and estimate its own error.
 """
@@ -41,6 +59,7 @@ network can split its budget across layers and estimate its own error.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -53,6 +72,7 @@ from ..sketches import SRHT, CountSketch, PolySketch, TensorSketch, TensorSRHT
 from .base import Dims, Features, LayerSketch
 
 __all__ = [
+    "FAR_SCALE",
     "METHODS",
     "ElementwiseSketch",
     "FeatureRule",
@@ -199,27 +219,63 @@ def _device(a: Any) -> Any:
     return device(a)
 
 
+def _sphere_form(act: Activation) -> tuple[Activation, float] | None:
+    """``(act', c)`` when the activation's dual is ``c r_x r_y Sigma'(u_x,
+    u_y)`` for a pointwise ``act'`` on unit rows (``exp_normalized``)."""
+    form = getattr(act, "sphere_form", None)
+    return None if form is None else form()
+
+
+#: A training row's ``K(x, x)`` counts as far from the reference scale (and
+#: the feature rules serve it too) beyond this factor either way.  Data
+#: within it (``benchmarks/bench_fc.py`` spreads ``||x||^2 / d`` over 0.09 to
+#: 9) gets the rules of the reference scale: there they were measured best;
+#: serving 0.09 and 9 as well switched erf to Hermite features at 512
+#: components (error 0.52 -> 0.91).
+FAR_SCALE = 100.0
+
+
 class _Reference:
     """The exact duals a rule needs at its reference scales, from one dual
-    evaluation: ``r = sqrt(dims.scale2) * (1/2, 1, 2)`` (typical rows) and
+    evaluation: ``r = sqrt(dims.scale2) * (1/2, 1, 2)`` (typical rows; only
+    ``1`` with ``unit``, for rows known to be unit vectors) and
     ``sqrt(dims.scale2)`` itself (for the output's reference state)."""
 
-    def __init__(self, act: Activation, dims: Dims, ntk: bool):
+    def __init__(self, act: Activation, dims: Dims, ntk: bool, unit: bool = False):
         s = math.sqrt(max(dims.scale2, 0.0))
-        self.r = max(s, 1e-6) * np.array([0.5, 1.0, 2.0])
+        spread = [1.0] if unit else [0.5, 1.0, 2.0]
+        r = max(s, 1e-6) * np.array(spread)
+        self.n_typical = r.size
+        if dims.scales2 and not unit:
+            # The training data's scales far from the reference one.
+            data = np.sqrt(np.asarray(dims.scales2, dtype=np.float64))
+            lo = max(s, 1e-6) / math.sqrt(FAR_SCALE)
+            hi = max(s, 1e-6) * math.sqrt(FAR_SCALE)
+            far = (data > 0) & ((data < lo) | (data > hi))
+            r = np.concatenate([r, np.unique(data[far])])
+        self.r = r
+        k = r.size
         pm = _dual_pm(act, np.append(self.r, s), ntk)
-        self.totals = tuple(None if v is None else v[:3] for v in pm)
-        self.scale2 = float(pm[0][3])
-        self.scale2_dot = float(pm[2][3]) if ntk else 0.0
+        self.totals = tuple(None if v is None else v[:k] for v in pm)
+        self.scale2 = float(pm[0][k])
+        self.scale2_dot = float(pm[2][k]) if ntk else 0.0
 
 
-def _weights(act: Activation, degree: int, ref: _Reference, ntk: bool):
+def _weights(
+    act: Activation, degree: int, ref: _Reference, ntk: bool, fold: bool = False
+):
     """Share of the dual carried by each degree 1..q, and by the tail.
 
     Maximum over the reference scales, and over ``sigma`` and ``sigma'`` for
-    the NTK, of the unfolded ``a_n(r)^2 / E[sigma(r z)^2]``.
+    the NTK, of the unfolded ``a_n(r)^2 / E[sigma(r z)^2]``; with ``fold``,
+    of the folded ones (:func:`folded_hermite`): a rule that folds its tail
+    sketches it in the top degrees, which must get the features for it (at
+    large scales the tail is most of the dual).
     """
-    a, b = act.hermite(ref.r, degree)
+    if fold:
+        a, b = folded_hermite(act, ref.r, degree, ntk, ref.totals)
+    else:
+        a, b = act.hermite(ref.r, degree)
     sig_p, _, dot_p, _ = ref.totals
     pairs = [(a, sig_p)] + ([(b, dot_p)] if ntk else [])
     w = np.zeros(degree)
@@ -232,28 +288,58 @@ def _weights(act: Activation, degree: int, ref: _Reference, ntk: bool):
     return w, tail
 
 
-def _tail_cost(act: Activation, degree: int, ref: _Reference, ntk: bool) -> float:
+def _moment_rule(r: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights (summing to 1) for ``E[f(z)]``, ``z ~ N(0, 1)``:
+    Gauss-Hermite of degree 200, or for ``f`` with features of width ``1 /
+    r`` the trapezoid rule on ``+-geomspace(1e-3 / r, 10)`` (and 0)."""
+    if r is None:
+        z, w = np.polynomial.hermite_e.hermegauss(200)
+        return z, w / w.sum()
+    g = np.geomspace(min(1e-3 / max(r, 1e-300), 1e-3), 10.0, 2000)
+    z = np.concatenate([-g[::-1], [0.0], g])
+    dz = np.diff(z)
+    w = np.zeros(z.size)
+    w[:-1] += 0.5 * dz
+    w[1:] += 0.5 * dz
+    w *= np.exp(-0.5 * z * z)
+    return z, w / w.sum()
+
+
+def _hermite_basis(z: np.ndarray, degree: int) -> np.ndarray:
+    """Normalized Hermite polynomials ``h_0..h_degree`` at ``z``, by recurrence."""
+    h = np.ones((degree + 1, z.size))
+    if degree >= 1:
+        h[1] = z
+    for n in range(2, degree + 1):
+        h[n] = (z * h[n - 1] - math.sqrt(n - 1) * h[n - 2]) / math.sqrt(n)
+    return h
+
+
+def _tail_cost(
+    act: Activation, degree: int, ref: _Reference, ntk: bool, weighted: bool = False
+) -> float:
     """Variance factor of one Monte-Carlo tail feature at the reference scales.
 
     A tail feature ``t(z) = sigma(r z) - sum_{n <= q} a_n(r) h_n(z)`` has, at
     ``rho = 1``, the relative variance ``E[t^4] / E[t^2]^2 - 1`` (2 for a
     Gaussian ``t``, the value of ``_TAIL_COST``); heavy-tailed activations
     (``exp``, high monomials, large scales) have far more.  Gauss-Hermite
-    quadrature of degree 200 (exact for polynomial tails up to degree 399);
-    the largest value over the scales and over ``sigma``, ``sigma'``; ``inf``
-    where the moments overflow.
+    quadrature of degree 200 (exact for polynomial tails up to degree 399)
+    at the typical scales; at the training data's scales far from them
+    (:class:`_Reference`), where ``sigma(r z)`` may have features of width
+    ``1 / r`` (steps, spikes of ``erf'``, ``gaussian``) that no Gauss-Hermite
+    node sees, a trapezoid rule on a geometric grid from ``1e-3 / r`` to 10.
+    The largest value over the scales and over ``sigma``, ``sigma'``; ``inf``
+    where the moments overflow.  ``weighted``: each value times the tail's
+    share ``E[t^2] / E[sigma^2]`` of the dual (a heavy tail matters only as
+    far as it carries the kernel: at tiny scales it carries ~r^4 of it).
     """
-    z, w = np.polynomial.hermite_e.hermegauss(200)
-    w = w / w.sum()
-    h = np.ones((degree + 1, z.size))
-    if degree >= 1:
-        h[1] = z
-    for n in range(2, degree + 1):
-        h[n] = (z * h[n - 1] - math.sqrt(n - 1) * h[n - 2]) / math.sqrt(n)
     a, b = act.hermite(ref.r, degree)
     worst = 0.0
     with np.errstate(all="ignore"):
         for i, r in enumerate(ref.r):
+            z, w = _moment_rule(float(r) if i >= ref.n_typical else None)
+            h = _hermite_basis(z, degree)
             fns = [(act(r * z), a[i])]
             if ntk:
                 fns.append((act.derivative(r * z), b[i]))
@@ -263,8 +349,10 @@ def _tail_cost(act: Activation, degree: int, ref: _Reference, ntk: bool) -> floa
                 m4 = float(w @ (t * t) ** 2)
                 if not (np.isfinite(m2) and np.isfinite(m4)):
                     return math.inf
-                if m2 > 1e-12 * max(float(w @ np.asarray(values) ** 2), 1e-300):
-                    worst = max(worst, m4 / (m2 * m2) - 1.0)
+                total = max(float(w @ np.asarray(values) ** 2), 1e-300)
+                if m2 > 1e-12 * total:
+                    share = min(m2 / total, 1.0) if weighted else 1.0
+                    worst = max(worst, share * (m4 / (m2 * m2) - 1.0))
     return worst
 
 
@@ -322,8 +410,9 @@ class FeatureRule:
             int(degree), narrow1, narrow2, dims
         )
         q = self.degree
-        weights, tail = _weights(act, q, ref, self.ntk)
+        _, tail = _weights(act, q, ref, self.ntk)
         self._tail_share = tail
+        weights = _weights(act, q, ref, self.ntk, fold=not self.mc_tail)[0]
         if self.exact1:
             budget -= d
         if self.exact2:
@@ -636,8 +725,8 @@ def choose_method(
     """What ``method="auto"`` picks for one layer, and the degree it uses.
 
     * sparse input: ``"sparse"`` (the only input-sparsity-time rule);
-    * activations known by their dual alone (``exp_normalized``): ``"hermite"``
-      (no pointwise function to sample);
+    * activations known by their dual alone (and without a pointwise form on
+      the sphere): ``"hermite"`` (no pointwise function to sample);
     * a finite Hermite expansion (polynomial activations): ``"hermite"`` at
       ``max(degree, its degree)``, which represents it exactly: no tail, no
       fold, only PolySketch variance;
@@ -655,16 +744,18 @@ def choose_method(
       ``sparse`` 1.2 to 4 times worse on dense input.
 
     ``degree`` under ``"auto"``: it is the truncation degree wherever
-    ``hermite`` or ``sparse`` is picked; where ``hybrid`` is picked it only
+    ``hermite`` or ``sparse`` is picked (raised to ``_FOLD_DEGREE`` where
+    more than ``_FOLD_LIMIT`` of the dual would be folded, see
+    :func:`_fold_degree`); where ``hybrid`` is picked it only
     caps the exact low degrees (``min(degree, 2)``), since the Monte-Carlo
     tail covers every higher degree without bias and at a lower variance per
     feature than PolySketches of them (measured as above).
     """
     ntk = dims.psi is not None
     if dims.sparse:
-        return "sparse", degree
+        return "sparse", _fold_degree(act, degree, ref, ntk)
     if not _has_pointwise(act):
-        return "hermite", degree
+        return "hermite", _fold_degree(act, degree, ref, ntk)
     finite = _finite_degree(act, ref, ntk)
     if finite is not None:
         return "hermite", max(int(degree), finite)
@@ -673,9 +764,62 @@ def choose_method(
     narrow2 = dims.phi <= budget // 4 and d2 <= budget // 4
     q = min(int(degree), 2 if narrow2 else 1)
     _, tail = _weights(act, q, ref, ntk)
-    if tail <= _TAIL_THRESHOLD or _tail_cost(act, q, ref, ntk) > _HEAVY_TAIL:
-        return "hermite", degree
+    if (
+        tail <= _TAIL_THRESHOLD
+        or _tail_cost(act, q, ref, ntk) > _HEAVY_TAIL
+        or _far_tail_cost(act, q, ref, ntk) > budget / _FAR_TAIL_FEATURES
+    ):
+        return "hermite", _fold_degree(act, degree, ref, ntk)
     return "hybrid", degree
+
+
+#: At the training data's far scales a Monte-Carlo tail needs about this many
+#: features per unit of its variance factor: a tail feature of ``erf'(r z)``
+#: is a spike that ~1 in ``c`` features hits (``c`` its variance factor, ~r),
+#: and with fewer hits than a handful the sum is heavy-tailed, its typical
+#: value below the mean (at ``||x||^2 / d = 1e4``, c = 138 and 188 tail
+#: features: the aggregate +6 standard errors off over 20 seeds).
+_FAR_TAIL_FEATURES = 4.0
+
+
+def _far_tail_cost(act: Activation, q: int, ref: _Reference, ntk: bool) -> float:
+    """:func:`_tail_cost` at the training data's far scales only, weighted by
+    the tail's share of the dual (0: no far scales)."""
+    if ref.r.size == ref.n_typical:
+        return 0.0
+    far = _Reference.__new__(_Reference)
+    far.r, far.n_typical = ref.r[ref.n_typical :], 0
+    far.totals = tuple(None if v is None else v[ref.n_typical :] for v in ref.totals)
+    return _tail_cost(act, q, far, ntk, weighted=True)
+
+
+#: Truncation degree of the folding rules where more than ``_FOLD_LIMIT`` of
+#: the dual lies past ``degree``.  At the training data's far scales the
+#: mass lies past any small degree (``erf'`` at ``||x||^2 / d = 1e8`` spreads
+#: it up to degree ~1e8): folded into ``rho^8`` it biased the off-diagonal
+#: by 4 to 7 standard errors (20 seeds; erf, tanh, gaussian), and ``exp`` at
+#: depth 2 (2% to 54% past degree 8 at its reference scales) by 5.  Folded
+#: at degree 12 or 16 both are within 2; 12 has the smaller error (exp: 0.89
+#: against 0.94 of the ideal bound; degree 16 spreads the budget thinner).
+#: (``benchmarks/accuracy_matrix.py``, n = 45 to 60, 20 seeds.)
+_FOLD_DEGREE = 12
+_FOLD_LIMIT = 1e-2
+
+
+def _fold_degree(act: Activation, degree: int, ref: _Reference, ntk: bool) -> int:
+    """``degree``, raised to ``_FOLD_DEGREE`` when at a reference scale
+    (typical, or the training data's) more than ``_FOLD_LIMIT`` of the dual
+    (of ``sigma`` or ``sigma'``) lies past it."""
+    if degree >= _FOLD_DEGREE:
+        return degree
+    a, b = act.hermite(ref.r, degree)
+    pairs = [(a, ref.totals[0])] + ([(b, ref.totals[2])] if ntk else [])
+    for c, tot in pairs:
+        tot = np.maximum(np.asarray(tot, dtype=np.float64), 1e-300)
+        share = (c * c).sum(axis=1) / tot
+        if float(np.max(1.0 - share)) > _FOLD_LIMIT:
+            return _FOLD_DEGREE
+    return degree
 
 
 # ----------------------------------------------------------------------------
@@ -851,11 +995,25 @@ class ElementwiseSketch(LayerSketch):
         self.act = act
         self.ntk = dims.psi is not None
         ref = _Reference(act, dims, self.ntk)
+        # Duals known on the sphere (exp_normalized): the rule draws features
+        # of the unit rows for the pointwise form, scaled back per row.
+        form = _sphere_form(act)
+        self.sphere = form
+        rule_act, rule_dims, rule_ref = act, dims, ref
+        if form is not None:
+            rule_act = form[0]
+            rule_dims = replace(dims, scale2=1.0, scales2=None)
+            rule_ref = _Reference(rule_act, rule_dims, self.ntk, unit=True)
+            self._unit_totals = _dual_pm(rule_act, np.ones(1), self.ntk)
         if method == "auto":
-            method, degree = choose_method(act, degree, dims, n_phi, ref)
+            method, degree = choose_method(rule_act, degree, rule_dims, n_phi, rule_ref)
         self.method = method
-        self.rule = RULES[method](act, degree, dims, n_phi, self.ntk, rng, ref)
-        self.ntk_part = NTKPart(self.rule, dims, n_psi, ref, rng) if self.ntk else None
+        self.rule = RULES[method](
+            rule_act, degree, rule_dims, n_phi, self.ntk, rng, rule_ref
+        )
+        self.ntk_part = (
+            NTKPart(self.rule, rule_dims, n_psi, rule_ref, rng) if self.ntk else None
+        )
         # Norms are made exact (exact_norms), so the output's reference
         # state is the exact dual at the input's.
         self.dims_out = Dims(
@@ -864,6 +1022,24 @@ class ElementwiseSketch(LayerSketch):
             scale2=ref.scale2,
             scale2_ntk=ref.scale2_dot * dims.scale2_ntk,
         )
+
+    def _on_sphere(self, xp: Any, u: Any, r_host: np.ndarray, dtype, dev) -> tuple:
+        """The rule on the unit rows for the sphere form ``(act', c)``:
+        ``Phi(x) = sqrt(c) r Phi'(u)``, ``Phi_dot(x) = sqrt(c) Phi_dot'(u)``."""
+        n = r_host.shape[0]
+        ones = np.ones(n)
+        totals = tuple(
+            None if v is None else np.broadcast_to(v, (n,)) for v in self._unit_totals
+        )
+        phi, rest, b0 = self.rule(xp, u, ones, dtype, dev, totals)
+        root = math.sqrt(self.sphere[1])
+        scale = asxp(root * r_host, xp, device=dev, dtype=dtype)[:, None]
+        phi = phi * scale
+        if rest is not None:
+            rest = rest * root
+        if b0 is not None:
+            b0 = b0 * root
+        return phi, rest, b0
 
     @property
     def degree(self) -> int:
@@ -893,7 +1069,10 @@ class ElementwiseSketch(LayerSketch):
         # The exact duals at rho = +-1 of every row: the fold's totals and
         # the norms' targets, in one evaluation.
         totals = _dual_pm(self.act, r_host, self.ntk)
-        phi_out, rest, b0 = self.rule(xp, u, r_host, dtype, dev, totals)
+        if self.sphere is None:
+            phi_out, rest, b0 = self.rule(xp, u, r_host, dtype, dev, totals)
+        else:
+            phi_out, rest, b0 = self._on_sphere(xp, u, r_host, dtype, dev)
         phi_out = exact_norms(xp, phi_out, self.rule.n_exact, totals[0])
         if not self.ntk:
             return Features(phi_out)

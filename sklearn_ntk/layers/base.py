@@ -258,10 +258,13 @@ class Dims:
     ``||x||^2 / d = 1``, or standardized pixels), ``scale2_ntk`` its
     ``Theta(x, x)``: the network takes both from the exact rules on the
     reference state; layers use them to split their budget of features
-    across Hermite degrees, so the split depends on the parameters alone.
+    across Hermite degrees, so the split depends on the parameters (and on
+    ``scales2``, below).
     ``psi`` is ``None`` when the NTK is not tracked and ``0`` while ``Theta =
     0``.  ``sparse``: the features are a SciPy sparse matrix.  ``spatial``:
     ``(H, W)`` of per-pixel features ``(n, H, W, D)``, ``None`` for rows.
+    ``scales2``: further ``K(x, x)`` the rule must serve, from the training
+    data when its rows are far from standardized (``None``: only ``scale2``).
     """
 
     phi: int
@@ -270,6 +273,7 @@ class Dims:
     scale2_ntk: float = 0.0
     sparse: bool = False
     spatial: tuple[int, int] | None = None
+    scales2: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
