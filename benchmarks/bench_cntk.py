@@ -13,6 +13,7 @@ Writes a markdown table to ``benchmarks/results_cntk.md``.  Run::
 
     python benchmarks/bench_cntk.py            # about 10 minutes on 2 cores
     python benchmarks/bench_cntk.py --quick    # small sizes, a smoke test
+    python benchmarks/bench_cntk.py --n-channels 192  # the width before "auto"
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from sklearn_ntk.convolutional import cntk_kernel
 
 ALPHA = 1e-4  # ridge, the same for the sketch and the exact kernel
 N_COMPONENTS = 4096
-N_CHANNELS = CNTKSketch().n_channels  # the default, as users get it
+N_CHANNELS: int | str = CNTKSketch().n_channels  # the default, or --n-channels
 NT_MS_PER_PAIR = {8: 0.5, 16: 8.0}  # neural-tangents' exact Myrtle-5 CNTK, this machine
 
 
@@ -130,8 +131,19 @@ def cv_accuracy(K, Z, y):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes only")
+    parser.add_argument(
+        "--n-channels",
+        default=None,
+        help='hidden width per pixel (default: the estimator\'s, "auto"); '
+        "192 was the default before n_channels followed n_components",
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results_cntk.md"))
     args = parser.parse_args()
+    if args.n_channels is not None:
+        global N_CHANNELS
+        N_CHANNELS = (
+            args.n_channels if args.n_channels == "auto" else int(args.n_channels)
+        )
     cases = [(8, 450), (8, 900), (8, 1797), (16, 250)]
     if args.quick:
         cases = [(8, 120), (16, 60)]
