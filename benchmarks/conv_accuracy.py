@@ -74,15 +74,8 @@ def sketched_norms(est_cls: type) -> type:
     path of large images, where they would cost more than half a transform)."""
 
     class Sketched(est_cls):
-        def _draw(self, network):
-            self.n_channels_ = self._hidden_channels()
-            return network.sketch(
-                self.n_components_,
-                ntk=self._ntk,
-                n_channels=self.n_channels_,
-                random_state=self.random_state,
-                output_norms=False,
-            )
+        def _output_norms(self) -> bool:
+            return False
 
     Sketched.__name__ = est_cls.__name__
     return Sketched

@@ -137,8 +137,13 @@ class _ConvSketch(_BaseNeuralSketch):
             ntk=self._ntk,
             n_channels=self.n_channels_,
             random_state=self.random_state,
-            output_norms=exact_output_norms(self.image_shape_, self.n_channels_),
+            output_norms=self._output_norms(),
         )
+
+    def _output_norms(self) -> bool:
+        """Whether the output rows get their exact norms (see
+        :func:`exact_output_norms`)."""
+        return exact_output_norms(self.image_shape_, self.n_channels_)
 
     def _min_bytes_per_row(self) -> float:
         """Lower bound of the memory to fit and transform one image.
