@@ -24,7 +24,7 @@ from sklearn.utils import check_random_state
 from ._backend import asxp, get_namespace, get_namespace_and_device, to_numpy
 from ._min_width import min_unbiased_width
 from .activations import Activation, _gap_of
-from .layers.activation_features import FAR_SCALE
+from .layers.activation_features import FAR_SCALE, exact_norms
 from .layers.base import Dims, Features, KernelState, Layout, Widths, scatter
 from .layers.dense import Dense, Elementwise
 from .layers.sparse_input import SparseToDense
@@ -913,8 +913,6 @@ class NetworkSketch:
 
     def _exact_output_norms(self, X: Any, Z: Any) -> Any:
         """``Z`` with each row rescaled to the exact ``K(x, x)`` (``Theta``)."""
-        from .layers.activation_features import exact_norms
-
         as_images = getattr(self.input, "as_images", None)
         state = self.norms.kernel_diag(
             X if as_images is None else as_images(X), ntk=self.ntk

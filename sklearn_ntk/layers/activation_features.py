@@ -316,7 +316,7 @@ def _hermite_basis(z: np.ndarray, degree: int) -> np.ndarray:
 
 
 def _tail_cost(
-    act: Activation, degree: int, ref: _Reference, ntk: bool, weighted: bool = False
+    act: Activation, degree: int, ref: _Reference, ntk: bool, far_only: bool = False
 ) -> float:
     """Variance factor of one Monte-Carlo tail feature at the reference scales.
 
@@ -330,15 +330,20 @@ def _tail_cost(
     ``1 / r`` (steps, spikes of ``erf'``, ``gaussian``) that no Gauss-Hermite
     node sees, a trapezoid rule on a geometric grid from ``1e-3 / r`` to 10.
     The largest value over the scales and over ``sigma``, ``sigma'``; ``inf``
-    where the moments overflow.  ``weighted``: each value times the tail's
-    share ``E[t^2] / E[sigma^2]`` of the dual (a heavy tail matters only as
-    far as it carries the kernel: at tiny scales it carries ~r^4 of it).
+    where the moments overflow.  ``far_only``: at the training data's far
+    scales only (0 without any), each value times the tail's share ``E[t^2]
+    / E[sigma^2]`` of the dual (a heavy tail matters only as far as it
+    carries the kernel: at tiny scales it carries ~r^4 of it).
     """
-    a, b = act.hermite(ref.r, degree)
+    first = ref.n_typical if far_only else 0
+    rs = ref.r[first:]
+    if rs.size == 0:
+        return 0.0
+    a, b = act.hermite(rs, degree)
     worst = 0.0
     with np.errstate(all="ignore"):
-        for i, r in enumerate(ref.r):
-            z, w = _moment_rule(float(r) if i >= ref.n_typical else None)
+        for i, r in enumerate(rs):
+            z, w = _moment_rule(float(r) if first + i >= ref.n_typical else None)
             h = _hermite_basis(z, degree)
             fns = [(act(r * z), a[i])]
             if ntk:
@@ -351,7 +356,7 @@ def _tail_cost(
                     return math.inf
                 total = max(float(w @ np.asarray(values) ** 2), 1e-300)
                 if m2 > 1e-12 * total:
-                    share = min(m2 / total, 1.0) if weighted else 1.0
+                    share = min(m2 / total, 1.0) if far_only else 1.0
                     worst = max(worst, share * (m4 / (m2 * m2) - 1.0))
     return worst
 
@@ -410,9 +415,10 @@ class FeatureRule:
             int(degree), narrow1, narrow2, dims
         )
         q = self.degree
-        _, tail = _weights(act, q, ref, self.ntk)
+        weights, tail = _weights(act, q, ref, self.ntk)
         self._tail_share = tail
-        weights = _weights(act, q, ref, self.ntk, fold=not self.mc_tail)[0]
+        if not self.mc_tail:  # the folded tail sits in the top degrees
+            weights = _weights(act, q, ref, self.ntk, fold=True)[0]
         if self.exact1:
             budget -= d
         if self.exact2:
@@ -767,7 +773,7 @@ def choose_method(
     if (
         tail <= _TAIL_THRESHOLD
         or _tail_cost(act, q, ref, ntk) > _HEAVY_TAIL
-        or _far_tail_cost(act, q, ref, ntk) > budget / _FAR_TAIL_FEATURES
+        or _tail_cost(act, q, ref, ntk, far_only=True) > budget / _FAR_TAIL_FEATURES
     ):
         return "hermite", _fold_degree(act, degree, ref, ntk)
     return "hybrid", degree
@@ -780,17 +786,6 @@ def choose_method(
 #: value below the mean (at ``||x||^2 / d = 1e4``, c = 138 and 188 tail
 #: features: the aggregate +6 standard errors off over 20 seeds).
 _FAR_TAIL_FEATURES = 4.0
-
-
-def _far_tail_cost(act: Activation, q: int, ref: _Reference, ntk: bool) -> float:
-    """:func:`_tail_cost` at the training data's far scales only, weighted by
-    the tail's share of the dual (0: no far scales)."""
-    if ref.r.size == ref.n_typical:
-        return 0.0
-    far = _Reference.__new__(_Reference)
-    far.r, far.n_typical = ref.r[ref.n_typical :], 0
-    far.totals = tuple(None if v is None else v[ref.n_typical :] for v in ref.totals)
-    return _tail_cost(act, q, far, ntk, weighted=True)
 
 
 #: Truncation degree of the folding rules where more than ``_FOLD_LIMIT`` of
