@@ -7,6 +7,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -61,3 +62,14 @@ def markdown_table(header: list, rows: list) -> list[str]:
     ]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return lines
+
+
+def write_or_print(lines: list[str], out: Path | None) -> None:
+    """Write the report to ``out`` (``None``: print it, as ``--quick`` runs do,
+    leaving the committed results alone)."""
+    if out is None:
+        print("\n".join(lines))
+        return
+    out.parent.mkdir(exist_ok=True)
+    out.write_text("\n".join(lines))
+    print(f"wrote {out}")

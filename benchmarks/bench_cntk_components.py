@@ -28,7 +28,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine_facts, markdown_table, threads
+from _common import machine_facts, markdown_table, threads, write_or_print
 
 from sklearn_ntk.conv_estimators import CNNGPSketch, CNTKSketch, auto_channels
 from sklearn_ntk.convolutional import cnngp_kernel, cntk_kernel
@@ -140,12 +140,7 @@ def main(argv=None) -> None:
         "Rule: " + (auto_channels.__doc__ or "").strip().splitlines()[0],
         "",
     ]
-    if not args.quick:
-        OUT.parent.mkdir(exist_ok=True)
-        OUT.write_text("\n".join(lines))
-        print(f"wrote {OUT}")
-    else:
-        print("\n".join(lines))
+    write_or_print(lines, None if args.quick else OUT)
 
 
 if __name__ == "__main__":
